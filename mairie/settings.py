@@ -1,0 +1,226 @@
+"""Typed settings (pydantic-settings), all under the `MAIRIE_` prefix.
+
+Build them where they are used (`get_settings()`), never at import time. Nested values use `__`:
+`MAIRIE_SYNDICAT__SIRET=...`, `MAIRIE_CDG62__IBAN=...`. A `.env` file in the working directory is read
+too. Unsafe values (a placeholder secret) are refused outside development.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_dir
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "change-me-dev-only"
+
+
+class IssuerIdentity(BaseModel):
+    """The legal identity of an issuer, printed on its documents (to be confirmed by each issuer)."""
+
+    code: str
+    kind: Literal["syndicat", "cdg"]
+    department: str | None = None
+    name: str
+    legal_form: str = ""
+    address: str = ""
+    postcode: str = ""
+    city: str = ""
+    siren: str
+    siret: str
+    vat_number: str | None = None
+    vat_regime: Literal["standard", "outside_scope"] = "standard"
+    vat_rate: Decimal = Decimal("0.20")
+    vat_exemption_reason: str | None = None
+    iban: str | None = None
+    bic: str | None = None
+    email: str
+    provisioning_email: str | None = None
+    signatory_name: str = ""
+    signatory_capacity: str = ""
+    signatory_email: str | None = None
+    billing_channel: Literal["facturx_chorus", "pes_asap", "email_pdf"] = "facturx_chorus"
+    payment_term_days: int = 30
+
+
+def _syndicat() -> IssuerIdentity:
+    return IssuerIdentity(
+        code="LFN",
+        kind="syndicat",
+        name="La Fibre Numérique 59-62",
+        legal_form="Syndicat mixte ouvert",
+        address="Hôtel de Région, 151 avenue du Président Hoover",
+        postcode="59555",
+        city="Lille Cedex",
+        siren="200039386",
+        siret="20003938600010",
+        vat_number="FR62200039386",
+        vat_regime="standard",
+        vat_rate=Decimal("0.20"),
+        iban="FR7630001007941234567890185",
+        bic="BDFEFRPPCCT",
+        email="contact@lafibrenumerique5962.example",
+        provisioning_email="deploiement@lafibrenumerique5962.example",
+        signatory_name="Le Président du Syndicat mixte",
+        signatory_capacity="Président",
+        signatory_email="president@lafibrenumerique5962.example",
+    )
+
+
+def _cdg62() -> IssuerIdentity:
+    return IssuerIdentity(
+        code="CDG62",
+        kind="cdg",
+        department="62",
+        name="Centre de Gestion de la Fonction Publique Territoriale du Pas-de-Calais",
+        legal_form="Établissement public administratif",
+        address="Rue Marcel Cachin",
+        postcode="62700",
+        city="Bruay-la-Buissière",
+        siren="286200622",
+        siret="28620062200025",
+        vat_regime="outside_scope",
+        vat_rate=Decimal("0"),
+        vat_exemption_reason="TVA non applicable — article 256 B du CGI",
+        iban="FR7630001007941234567890185",
+        bic="BDFEFRPPCCT",
+        email="numerique@cdg62.example",
+        signatory_name="Le Président du Centre de gestion",
+        signatory_capacity="Président",
+        signatory_email="president@cdg62.example",
+    )
+
+
+def _cdg59() -> IssuerIdentity:
+    return IssuerIdentity(
+        code="CDG59",
+        kind="cdg",
+        department="59",
+        name="Centre de Gestion de la Fonction Publique Territoriale du Nord",
+        legal_form="Établissement public administratif",
+        address="14 rue Jeanne Maillotte",
+        postcode="59013",
+        city="Lille Cedex",
+        siren="285900305",
+        siret="28590030500036",
+        vat_regime="outside_scope",
+        vat_rate=Decimal("0"),
+        vat_exemption_reason="TVA non applicable — article 256 B du CGI",
+        iban="FR7630001007941234567890185",
+        bic="BDFEFRPPCCT",
+        email="numerique@cdg59.example",
+        signatory_name="Le Président du Centre de gestion",
+        signatory_capacity="Président",
+        signatory_email="president@cdg59.example",
+    )
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Defaults run the whole stack on one machine with no set-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MAIRIE_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("mairie-connectee", appauthor=False)))
+    database_url: str | None = None  # default: SQLite file in data_dir
+    documents_dir: Path | None = None  # default: data_dir / "documents"
+    deposit_dir: Path | None = None  # default: data_dir / "depot" (Chorus Pro / PES files per issuer)
+
+    # Population used for the support-fee band: "total" (PTOT, the legal reference) or "municipal" (PMUN).
+    population_kind: Literal["total", "municipal"] = "total"
+    # Fee of a public establishment (CCAS, syndicat…): missing from the deliberation, so no default;
+    # until set, such requests go to an operator ("sur devis").
+    public_establishment_fee: Decimal | None = None
+    # Extra price grids (JSON files in the format of models/data/grids/); loaded by `mairie init`.
+    grids_dir: Path | None = None
+
+    syndicat: IssuerIdentity = Field(default_factory=_syndicat)
+    cdg62: IssuerIdentity = Field(default_factory=_cdg62)
+    cdg59: IssuerIdentity = Field(default_factory=_cdg59)
+
+    quote_validity_days: int = 90
+    payment_term_days: int = 30
+
+    # Email
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout: float = 15.0
+    mail_from: str = "Mairie Connectée <noreply@mairie-connectee.example>"
+    operators_email: str = "operateurs@mairie-connectee.example"
+    mail_dir: Path | None = None  # default: data_dir / "mail" (the loopback server's folder)
+
+    # Links and the approval page
+    public_url: str = "http://127.0.0.1:8090"
+    secret_key: str = PLACEHOLDER_SECRET
+    link_max_age_days: int = 45
+    api_key: str | None = None
+
+    # Signature waiting
+    signature_reminder_days: list[int] = Field(default_factory=lambda: [7, 14])
+    signature_expiry_days: int = 30
+
+    # Renewals and reminders
+    renewal_month: int = 1
+    renewal_day: int = 15
+    timezone: str = "Europe/Paris"
+    reminder_days: list[int] = Field(default_factory=lambda: [7, 21, 45])
+
+    # Provisioning
+    provisioning_webhook_url: str | None = None
+
+    @field_validator("population_kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Settings:
+        if self.environment == "production":
+            if self.secret_key == PLACEHOLDER_SECRET or len(self.secret_key) < 32:
+                raise ValueError(
+                    "MAIRIE_SECRET_KEY must be set to a random value of at least 32 characters in production"
+                )
+            if self.api_key is not None and len(self.api_key) < 24:
+                raise ValueError("MAIRIE_API_KEY must be at least 24 characters in production")
+        return self
+
+    # Derived paths -----------------------------------------------------------------------------
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'mairie.sqlite3'}"
+
+    @property
+    def documents_path(self) -> Path:
+        return self.documents_dir or self.data_dir / "documents"
+
+    @property
+    def deposit_path(self) -> Path:
+        return self.deposit_dir or self.data_dir / "depot"
+
+    @property
+    def mail_path(self) -> Path:
+        return self.mail_dir or self.data_dir / "mail"
+
+    def issuers(self) -> list[IssuerIdentity]:
+        return [self.syndicat, self.cdg62, self.cdg59]
+
+    def cdg_for_department(self, department: str) -> IssuerIdentity | None:
+        return {"62": self.cdg62, "59": self.cdg59}.get(department)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment (tests clear the cache)."""
+    return Settings()

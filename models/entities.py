@@ -1,0 +1,583 @@
+"""The tables of the whole lifecycle (SQLModel).
+
+request → eligibility → two quotes → convention and approvals → provisioning order → subscription →
+invoices, payments, reminders, credit notes; plus the reference data (issuers, communes, price grids,
+support-fee bands), the outbox of emails, the audit trail and the number sequences.
+
+Conventions: ids are integers; amounts use the `Money` type (exact, two decimals); timestamps are UTC
+(`UTCDateTime`); statuses are short strings whose allowed values and moves live in `models.lifecycle`;
+free-form snapshots (eligibility verdict, document hashes, order payload) are JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.types import Money, UTCDateTime, utcnow
+
+
+def _money(**kw: Any) -> Any:
+    return Field(sa_type=Money, **kw)
+
+
+def _ts(**kw: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+def _json(default: Any = None) -> Any:
+    if default is None:
+        return Field(default=None, sa_column=Column(JSON, nullable=True))
+    return Field(default_factory=default, sa_column=Column(JSON, nullable=False))
+
+
+# --------------------------------------------------------------------------------------------------
+# Reference data
+# --------------------------------------------------------------------------------------------------
+
+
+class Issuer(SQLModel, table=True):
+    """A body that issues quotes and invoices: the syndicat (LFN) or a CDG (CDG62, CDG59).
+
+    Rows are written from the settings by `mairie init`: the legal identity is configuration.
+    """
+
+    code: str = Field(primary_key=True, max_length=16)
+    kind: str = Field(max_length=16)  # syndicat | cdg
+    department: str | None = Field(default=None, max_length=3)  # for a CDG: the department it serves
+    name: str = Field(max_length=200)
+    legal_form: str = Field(default="", max_length=200)
+    address: str = Field(default="", max_length=300)
+    postcode: str = Field(default="", max_length=10)
+    city: str = Field(default="", max_length=100)
+    siren: str = Field(max_length=9)
+    siret: str = Field(max_length=14)
+    vat_number: str | None = Field(default=None, max_length=20)
+    vat_regime: str = Field(default="standard", max_length=20)  # standard | outside_scope
+    vat_rate: Decimal = Field(default=Decimal("0.20"), max_digits=5, decimal_places=4)
+    vat_exemption_reason: str | None = Field(default=None, max_length=200)
+    iban: str | None = Field(default=None, max_length=34)
+    bic: str | None = Field(default=None, max_length=11)
+    email: str = Field(max_length=254)
+    provisioning_email: str | None = Field(default=None, max_length=254)
+    signatory_name: str = Field(default="", max_length=200)
+    signatory_capacity: str = Field(default="", max_length=200)
+    signatory_email: str | None = Field(default=None, max_length=254)
+    billing_channel: str = Field(default="facturx_chorus", max_length=20)  # facturx_chorus | pes_asap | email_pdf
+    payment_term_days: int = Field(default=30)
+    updated_at: datetime = _ts(default_factory=utcnow)
+
+
+class Epci(SQLModel, table=True):
+    """An EPCI with its own taxation (CA, CC, CU, métropole), from Etalab's découpage administratif."""
+
+    siren: str = Field(primary_key=True, max_length=9)
+    name: str = Field(max_length=200)
+    nature: str = Field(default="", max_length=10)
+    population_municipale: int
+    population_totale: int
+    vintage: int
+    member_count: int = 0
+
+
+class Commune(SQLModel, table=True):
+    """An official commune (INSEE code) of the departments served, with its SIREN and EPCI."""
+
+    insee_code: str = Field(primary_key=True, max_length=5)
+    name: str = Field(max_length=200)
+    department: str = Field(max_length=3, index=True)
+    siren: str = Field(max_length=9, unique=True)
+    epci_siren: str | None = Field(default=None, max_length=9, index=True)
+
+
+class CommunePopulation(SQLModel, table=True):
+    """A legal population of one commune for one INSEE vintage (millésime).
+
+    A vintage comes into force on 1 January of its third year (2023 → 1 January 2026); several vintages
+    can be stored, and the one in force on a date is used.
+    """
+
+    __table_args__ = (UniqueConstraint("insee_code", "vintage"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    insee_code: str = Field(foreign_key="commune.insee_code", max_length=5, index=True)
+    vintage: int
+    in_force_from: date
+    municipal: int
+    total: int
+    source: str = Field(default="INSEE, populations légales", max_length=200)
+
+
+class PriceGrid(SQLModel, table=True):
+    """A version of the price grid, in force from `effective_from` (a deliberation's date)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=40)  # e.g. "2025-07-10"
+    effective_from: date = Field(index=True)
+    title: str = Field(max_length=300)
+    source: str = Field(default="", max_length=500)
+    loaded_at: datetime = _ts(default_factory=utcnow)
+
+
+class PriceGridItem(SQLModel, table=True):
+    """One priced service of a grid version. `code` is the stable identifier across versions."""
+
+    __table_args__ = (UniqueConstraint("grid_id", "code"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    grid_id: int = Field(foreign_key="pricegrid.id", index=True)
+    code: str = Field(max_length=40)
+    position: int = 0
+    family: str = Field(max_length=200)
+    label: str = Field(max_length=200)
+    unit: str = Field(max_length=200)
+    kind: str = Field(max_length=12)  # yearly | one_off | first_year
+    price_ttc: Decimal = _money()
+    vat_rate: Decimal = Field(default=Decimal("0.20"), max_digits=5, decimal_places=4)
+    max_quantity: int | None = None  # above it: quote on request (feasibility)
+    renews_as: list[str] = _json(list)  # first-year items: the codes billed from the second year
+
+
+class SupportBand(SQLModel, table=True):
+    """A support-fee band of a CDG: fee for a population in [min_population, max_population)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    grid_id: int = Field(foreign_key="pricegrid.id", index=True)
+    issuer_code: str = Field(foreign_key="issuer.code", max_length=16)
+    min_population: int
+    max_population: int  # exclusive
+    fee: Decimal = _money()
+    label: str = Field(max_length=100)
+
+
+# --------------------------------------------------------------------------------------------------
+# Parties
+# --------------------------------------------------------------------------------------------------
+
+
+class Collectivity(SQLModel, table=True):
+    """A requesting body: a commune, an EPCI, a public establishment (CCAS, syndicat…) or other."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=30)  # commune | epci | public_establishment | other
+    name: str = Field(max_length=200)
+    siren: str = Field(max_length=9, unique=True)
+    siret: str | None = Field(default=None, max_length=14)
+    insee_code: str | None = Field(default=None, foreign_key="commune.insee_code", max_length=5)
+    department: str = Field(max_length=3)
+    address: str = Field(default="", max_length=300)
+    postcode: str = Field(default="", max_length=10)
+    city: str = Field(default="", max_length=100)
+    email: str | None = Field(default=None, max_length=254)
+    population_override: int | None = None  # entered by an operator (EPCI, establishment)
+    chorus_service_code: str | None = Field(default=None, max_length=100)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class Contact(SQLModel, table=True):
+    """A person of a collectivity: its signatory (maire, président…), a technical or billing contact."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    collectivity_id: int = Field(foreign_key="collectivity.id", index=True)
+    role: str = Field(max_length=20)  # signatory | technical | billing
+    name: str = Field(max_length=200)
+    capacity: str = Field(default="", max_length=100)
+    email: str = Field(max_length=254)
+    phone: str | None = Field(default=None, max_length=30)
+    active: bool = True
+
+
+# --------------------------------------------------------------------------------------------------
+# Request and quotes
+# --------------------------------------------------------------------------------------------------
+
+
+class ServiceRequest(SQLModel, table=True):
+    """A collectivity's request for services, from the Prefect form, the CLI or the API."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(unique=True, max_length=40)
+    collectivity_id: int = Field(foreign_key="collectivity.id", index=True)
+    status: str = Field(default="received", max_length=30, index=True)
+    channel: str = Field(default="cli", max_length=20)  # ui | cli | api
+    requested_on: date
+    signatory_name: str = Field(max_length=200)
+    signatory_email: str = Field(max_length=254)
+    signatory_capacity: str = Field(default="", max_length=100)
+    chorus_service_code: str | None = Field(default=None, max_length=100)
+    commitment_number: str | None = Field(default=None, max_length=100)
+    domain_names: list[str] = _json(list)
+    mailbox_names: list[str] = _json(list)
+    eligibility: dict[str, Any] | None = _json()
+    refusal_reasons: list[str] = _json(list)
+    operator_comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    flow_run_id: str | None = Field(default=None, max_length=40)
+    created_at: datetime = _ts(default_factory=utcnow)
+    updated_at: datetime = _ts(default_factory=utcnow)
+
+
+class ServiceRequestLine(SQLModel, table=True):
+    """One requested item and its quantity; `operator_amount` settles an on-quote line."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="servicerequest.id", index=True)
+    item_code: str = Field(max_length=40)
+    quantity: int
+    operator_amount: Decimal | None = _money(default=None)
+
+
+class Quote(SQLModel, table=True):
+    """A devis issued by one issuer for one request. A new version supersedes the previous one."""
+
+    __table_args__ = (UniqueConstraint("request_id", "issuer_code", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(unique=True, max_length=40)
+    issuer_code: str = Field(foreign_key="issuer.code", max_length=16)
+    request_id: int = Field(foreign_key="servicerequest.id", index=True)
+    version: int = 1
+    status: str = Field(default="issued", max_length=20)  # issued | accepted | declined | superseded | expired
+    issued_on: date
+    valid_until: date
+    grid_id: int = Field(foreign_key="pricegrid.id")
+    population: int | None = None
+    population_kind: str | None = Field(default=None, max_length=20)
+    population_vintage: int | None = None
+    band_label: str | None = Field(default=None, max_length=100)
+    total_ht: Decimal = _money()
+    total_vat: Decimal = _money()
+    total_ttc: Decimal = _money()
+    notes: list[str] = _json(list)
+    document_sha256: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class QuoteLine(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    quote_id: int = Field(foreign_key="quote.id", index=True)
+    position: int
+    item_code: str = Field(max_length=40)
+    label: str = Field(max_length=200)
+    unit: str = Field(max_length=200)
+    kind: str = Field(max_length=12)
+    quantity: int
+    unit_price_ttc: Decimal = _money()
+    unit_price_ht: Decimal = Field(max_digits=14, decimal_places=4)
+    vat_rate: Decimal = Field(max_digits=5, decimal_places=4)
+    total_ht: Decimal = _money()
+    total_vat: Decimal = _money()
+    total_ttc: Decimal = _money()
+    note: str | None = Field(default=None, max_length=500)
+
+
+# --------------------------------------------------------------------------------------------------
+# Convention and approvals
+# --------------------------------------------------------------------------------------------------
+
+
+class Convention(SQLModel, table=True):
+    """The tripartite convention of one request: syndicat, CDG, collectivity."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(unique=True, max_length=40)
+    request_id: int = Field(foreign_key="servicerequest.id", index=True)
+    collectivity_id: int = Field(foreign_key="collectivity.id", index=True)
+    syndicat_code: str = Field(foreign_key="issuer.code", max_length=16)
+    cdg_code: str = Field(foreign_key="issuer.code", max_length=16)
+    status: str = Field(default="awaiting_collectivity", max_length=30, index=True)
+    version: int = 1
+    grid_id: int = Field(foreign_key="pricegrid.id")
+    dated_on: date
+    document_hashes: dict[str, str] = _json(dict)  # file name → SHA-256 of every document shown
+    draft_sha256: str | None = Field(default=None, max_length=64)
+    final_sha256: str | None = Field(default=None, max_length=64)
+    in_force_on: date | None = None
+    expires_at: datetime | None = _ts(default=None)
+    ended_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = _ts(default_factory=utcnow)
+    updated_at: datetime = _ts(default_factory=utcnow)
+
+
+class Approval(SQLModel, table=True):
+    """One party's decision on a convention, in the order collectivity → CDG → syndicat.
+
+    `link_nonce` is bound into the signed link; rotating it (new document version) voids earlier links.
+    """
+
+    __table_args__ = (UniqueConstraint("convention_id", "party"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    convention_id: int = Field(foreign_key="convention.id", index=True)
+    party: str = Field(max_length=20)  # collectivity | cdg | syndicat
+    position: int
+    status: str = Field(default="waiting", max_length=20)  # waiting | pending | signed | declined | expired
+    signatory_name: str = Field(max_length=200)
+    signatory_email: str = Field(max_length=254)
+    link_nonce: str = Field(max_length=64)
+    link_sent_at: datetime | None = _ts(default=None)
+    reminders_sent: int = 0
+    last_reminder_at: datetime | None = _ts(default=None)
+    decided_at: datetime | None = _ts(default=None)
+    decided_name: str | None = Field(default=None, max_length=200)
+    decided_capacity: str | None = Field(default=None, max_length=100)
+    deliberation_ref: str | None = Field(default=None, max_length=300)
+    certified_authority: bool = False
+    ip_address: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=500)
+    document_hashes: dict[str, str] = _json(dict)
+    decline_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    recorded_by_operator: str | None = Field(default=None, max_length=200)
+
+
+class Question(SQLModel, table=True):
+    """A question asked from the approval page, forwarded to the operators."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    convention_id: int = Field(foreign_key="convention.id", index=True)
+    party: str = Field(max_length=20)
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    asked_at: datetime = _ts(default_factory=utcnow)
+    ip_address: str | None = Field(default=None, max_length=64)
+
+
+# --------------------------------------------------------------------------------------------------
+# Provisioning and subscription
+# --------------------------------------------------------------------------------------------------
+
+
+class ProvisioningOrder(SQLModel, table=True):
+    """The work order sent to the syndicat when the convention comes into force."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(unique=True, max_length=40)
+    convention_id: int = Field(foreign_key="convention.id", unique=True)
+    status: str = Field(default="sent", max_length=20)  # sent | acknowledged | partially_delivered | delivered
+    payload: dict[str, Any] = _json(dict)
+    sent_at: datetime = _ts(default_factory=utcnow)
+    acknowledged_at: datetime | None = _ts(default=None)
+    acknowledged_by: str | None = Field(default=None, max_length=200)
+    delivered_at: datetime | None = _ts(default=None)
+    delivered_by: str | None = Field(default=None, max_length=200)
+    link_nonce: str = Field(max_length=64)
+
+
+class ProvisioningOrderItem(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="provisioningorder.id", index=True)
+    item_code: str = Field(max_length=40)
+    label: str = Field(max_length=200)
+    quantity: int
+    delivered_on: date | None = None
+    delivered_by: str | None = Field(default=None, max_length=200)
+
+
+class Subscription(SQLModel, table=True):
+    """The live services of one collectivity under one convention."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    collectivity_id: int = Field(foreign_key="collectivity.id", index=True)
+    convention_id: int = Field(foreign_key="convention.id", unique=True)
+    cdg_code: str = Field(foreign_key="issuer.code", max_length=16)
+    started_on: date
+    ended_on: date | None = None
+    status: str = Field(default="active", max_length=20)  # active | ended
+    support_amount: Decimal | None = _money(default=None)  # operator-set fee (on quote), else by band
+
+
+class SubscriptionItem(SQLModel, table=True):
+    """One service of a subscription; it starts on its delivery date and renews until ended."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: int = Field(foreign_key="subscription.id", index=True)
+    item_code: str = Field(max_length=40)
+    quantity: int
+    started_on: date
+    ended_on: date | None = None
+    operator_amount: Decimal | None = _money(default=None)  # per-unit TTC set by an operator (on quote)
+
+
+# --------------------------------------------------------------------------------------------------
+# Billing
+# --------------------------------------------------------------------------------------------------
+
+
+class Invoice(SQLModel, table=True):
+    """An invoice of one issuer. Never edited once issued: corrections are credit notes.
+
+    At most one invoice per subscription, issuer and billing year: the unique constraint is what makes
+    renewal campaigns idempotent.
+    """
+
+    __table_args__ = (UniqueConstraint("subscription_id", "issuer_code", "billing_year"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(unique=True, max_length=40)
+    issuer_code: str = Field(foreign_key="issuer.code", max_length=16)
+    collectivity_id: int = Field(foreign_key="collectivity.id", index=True)
+    subscription_id: int | None = Field(default=None, foreign_key="subscription.id")
+    kind: str = Field(max_length=12)  # first | renewal
+    billing_year: int
+    issued_on: date
+    due_on: date
+    delivery_date: date  # BT-72
+    total_ht: Decimal = _money()
+    total_vat: Decimal = _money()
+    total_ttc: Decimal = _money()
+    amount_paid: Decimal = _money(default=Decimal("0.00"))
+    amount_credited: Decimal = _money(default=Decimal("0.00"))
+    status: str = Field(default="issued", max_length=20)  # issued | partially_paid | paid | credited
+    buyer_siret: str | None = Field(default=None, max_length=14)
+    chorus_service_code: str | None = Field(default=None, max_length=100)
+    commitment_number: str | None = Field(default=None, max_length=100)
+    document_sha256: str | None = Field(default=None, max_length=64)
+    emailed_message_id: int | None = Field(default=None, foreign_key="outboxmessage.id")
+    deposited_path: str | None = Field(default=None, max_length=500)
+    handed_to_accountant_at: datetime | None = _ts(default=None)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class InvoiceLine(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_id: int = Field(foreign_key="invoice.id", index=True)
+    position: int
+    item_code: str = Field(max_length=40)
+    label: str = Field(max_length=200)
+    unit: str = Field(max_length=200)
+    kind: str = Field(max_length=12)
+    quantity: int
+    unit_price_ttc: Decimal = _money()
+    unit_price_ht: Decimal = Field(max_digits=14, decimal_places=4)
+    vat_rate: Decimal = Field(max_digits=5, decimal_places=4)
+    total_ht: Decimal = _money()
+    total_vat: Decimal = _money()
+    total_ttc: Decimal = _money()
+    period_start: date | None = None
+    period_end: date | None = None
+
+
+class CreditNote(SQLModel, table=True):
+    """An avoir: cancels all or part of an invoice, in the issuer's own credit-note sequence."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(unique=True, max_length=40)
+    issuer_code: str = Field(foreign_key="issuer.code", max_length=16)
+    invoice_id: int = Field(foreign_key="invoice.id", index=True)
+    issued_on: date
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    total_ht: Decimal = _money()
+    total_vat: Decimal = _money()
+    total_ttc: Decimal = _money()
+    document_sha256: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class CreditNoteLine(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    credit_note_id: int = Field(foreign_key="creditnote.id", index=True)
+    position: int
+    item_code: str = Field(max_length=40)
+    label: str = Field(max_length=200)
+    quantity: int
+    unit_price_ht: Decimal = Field(max_digits=14, decimal_places=4)
+    vat_rate: Decimal = Field(max_digits=5, decimal_places=4)
+    total_ht: Decimal = _money()
+    total_vat: Decimal = _money()
+    total_ttc: Decimal = _money()
+
+
+class Payment(SQLModel, table=True):
+    """A payment received for an invoice (recorded by an operator or imported)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_id: int = Field(foreign_key="invoice.id", index=True)
+    amount: Decimal = _money()
+    paid_on: date
+    reference: str | None = Field(default=None, max_length=200)
+    source: str = Field(default="manual", max_length=20)  # manual | import
+    recorded_by: str | None = Field(default=None, max_length=200)
+    recorded_at: datetime = _ts(default_factory=utcnow)
+
+
+class Reminder(SQLModel, table=True):
+    """A dunning step of an unpaid invoice; one row per invoice and level, so each is sent once."""
+
+    __table_args__ = (UniqueConstraint("invoice_id", "level"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_id: int = Field(foreign_key="invoice.id", index=True)
+    level: int
+    created_at: datetime = _ts(default_factory=utcnow)
+    message_id: int | None = Field(default=None, foreign_key="outboxmessage.id")
+
+
+# --------------------------------------------------------------------------------------------------
+# Outbox, audit, numbering, documents
+# --------------------------------------------------------------------------------------------------
+
+
+class OutboxMessage(SQLModel, table=True):
+    """An email, stored in the same transaction as the change it reports, then sent once.
+
+    `dedup_key` names the business event (e.g. "quote-email:REQ-…"), so the same event never produces
+    two messages; `message_id` is the stable RFC 5322 Message-ID used at every attempt.
+    """
+
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedup_key: str = Field(unique=True, max_length=200)
+    message_id: str = Field(unique=True, max_length=200)
+    kind: str = Field(max_length=40)
+    sender: str = Field(max_length=254)
+    recipients: list[str] = _json(list)
+    cc: list[str] = _json(list)
+    reply_to: str | None = Field(default=None, max_length=254)
+    subject: str = Field(max_length=300)
+    body_text: str = Field(sa_column=Column(Text, nullable=False))
+    body_html: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    attachments: list[dict[str, Any]] = _json(list)  # {filename, content_type, sha256}
+    status: str = Field(default="pending", max_length=20)  # pending | sent | undelivered
+    attempts: int = 0
+    next_attempt_at: datetime = _ts(default_factory=utcnow)
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    sent_at: datetime | None = _ts(default=None)
+    related_type: str | None = Field(default=None, max_length=40)
+    related_id: int | None = None
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class AuditEvent(SQLModel, table=True):
+    """One step of the audit trail: who did what, when, from where, on which documents."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _ts(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=60)
+    entity_type: str = Field(max_length=40)
+    entity_id: int | None = None
+    details: dict[str, Any] = _json(dict)
+    ip_address: str | None = Field(default=None, max_length=64)
+
+
+class NumberSequence(SQLModel, table=True):
+    """The last number given per issuer, document kind and year (gapless, see `models.numbering`)."""
+
+    issuer_code: str = Field(primary_key=True, max_length=16)
+    doc_kind: str = Field(primary_key=True, max_length=8)  # DEV | FAC | AVO | CONV | BDC | DEM
+    year: int = Field(primary_key=True)
+    last_value: int = 0
+
+
+class StoredDocument(SQLModel, table=True):
+    """A PDF or attachment kept content-addressed under the data directory; never overwritten."""
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=20)  # devis | convention | facture | avoir | order-json | order-csv
+    filename: str = Field(max_length=200)
+    content_type: str = Field(default="application/pdf", max_length=100)
+    size: int
+    created_at: datetime = _ts(default_factory=utcnow)
