@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from stdnum.fr import siren as stdnum_siren
+from stdnum.fr import siret as stdnum_siret
 
 PLACEHOLDER_SECRET = "change-me-dev-only"
 
@@ -46,6 +48,14 @@ class IssuerIdentity(BaseModel):
     billing_channel: Literal["facturx_chorus", "pes_asap", "email_pdf"] = "facturx_chorus"
     payment_term_days: int = 30
 
+    @model_validator(mode="after")
+    def _check_identifiers(self) -> IssuerIdentity:
+        if not stdnum_siren.is_valid(self.siren):
+            raise ValueError(f"{self.code}: SIREN {self.siren} invalide (clé de contrôle)")
+        if not stdnum_siret.is_valid(self.siret) or not self.siret.startswith(self.siren):
+            raise ValueError(f"{self.code}: SIRET {self.siret} invalide ou d'un autre SIREN")
+        return self
+
 
 def _syndicat() -> IssuerIdentity:
     return IssuerIdentity(
@@ -57,7 +67,7 @@ def _syndicat() -> IssuerIdentity:
         postcode="59555",
         city="Lille Cedex",
         siren="200039386",
-        siret="20003938600010",
+        siret="20003938600012",
         vat_number="FR62200039386",
         vat_regime="standard",
         vat_rate=Decimal("0.20"),
@@ -81,8 +91,8 @@ def _cdg62() -> IssuerIdentity:
         address="Rue Marcel Cachin",
         postcode="62700",
         city="Bruay-la-Buissière",
-        siren="286200622",
-        siret="28620062200025",
+        siren="286200621",
+        siret="28620062100022",
         vat_regime="outside_scope",
         vat_rate=Decimal("0"),
         vat_exemption_reason="TVA non applicable — article 256 B du CGI",
@@ -105,8 +115,8 @@ def _cdg59() -> IssuerIdentity:
         address="14 rue Jeanne Maillotte",
         postcode="59013",
         city="Lille Cedex",
-        siren="285900305",
-        siret="28590030500036",
+        siren="285900304",
+        siret="28590030400038",
         vat_regime="outside_scope",
         vat_rate=Decimal("0"),
         vat_exemption_reason="TVA non applicable — article 256 B du CGI",
@@ -122,9 +132,7 @@ def _cdg59() -> IssuerIdentity:
 class Settings(BaseSettings):
     """Everything configurable. Defaults run the whole stack on one machine with no set-up."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="MAIRIE_", env_nested_delimiter="__", env_file=".env", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="MAIRIE_", env_nested_delimiter="__", env_file=".env", extra="ignore")
 
     environment: Literal["development", "production"] = "development"
     data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("mairie-connectee", appauthor=False)))
@@ -137,6 +145,9 @@ class Settings(BaseSettings):
     # Fee of a public establishment (CCAS, syndicat…): missing from the deliberation, so no default;
     # until set, such requests go to an operator ("sur devis").
     public_establishment_fee: Decimal | None = None
+    # CDG 59 support fees, same shape as CDG 62's seven bands (< 500, < 1 000, … < 3 500). The source
+    # gives only CDG 62's amounts; by default CDG 59 uses them too. Applied when a grid version is loaded.
+    cdg59_fees: list[Decimal] | None = None
     # Extra price grids (JSON files in the format of models/data/grids/); loaded by `mairie init`.
     grids_dir: Path | None = None
 
@@ -176,11 +187,6 @@ class Settings(BaseSettings):
 
     # Provisioning
     provisioning_webhook_url: str | None = None
-
-    @field_validator("population_kind")
-    @classmethod
-    def _kind(cls, value: str) -> str:
-        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:

@@ -59,7 +59,9 @@ class CollectivityProfile:
 class OnQuote:
     """Why an amount must be set by an operator before the quotes can be issued."""
 
-    code: str  # population_over_limit | population_at_limit | public_establishment_fee | other_structure | quantity_over_limit | population_unknown
+    # population_over_limit | population_at_limit | public_establishment_fee | other_structure
+    # | quantity_over_limit | population_unknown
+    code: str
     message: str
     item_code: str | None = None
 
@@ -75,6 +77,11 @@ class Eligibility:
     support_fee: Decimal | None
     on_quote: tuple[OnQuote, ...] = ()
     reasons: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _n(value: int) -> str:
+    """An integer the French way (`43 765`)."""
+    return f"{value:,}".replace(",", "\u202f")
 
 
 def band_for(population: int, bands: Sequence[Band]) -> Band | None:
@@ -135,9 +142,7 @@ def assess(
             fee = public_establishment_fee
             reasons.append("Établissement public : tarif d'accompagnement par établissement et par an.")
     elif profile.kind == "other":
-        on_quote.append(
-            OnQuote("other_structure", "Autre structure : l'accompagnement fait l'objet d'un devis.")
-        )
+        on_quote.append(OnQuote("other_structure", "Autre structure : l'accompagnement fait l'objet d'un devis."))
     elif profile.population is None:
         on_quote.append(
             OnQuote("population_unknown", "Population inconnue : un opérateur doit la saisir ou fixer le montant.")
@@ -146,12 +151,12 @@ def assess(
         band = band_for(profile.population.value, bands)
         if band is not None:
             fee = band.fee
-            reasons.append(f"Strate « {band.label} » ({profile.population.value} habitants).")
+            reasons.append(f"Strate « {band.label} » ({_n(profile.population.value)} habitants).")
         elif bands and profile.population.value == bands[-1].max_population:
             on_quote.append(
                 OnQuote(
                     "population_at_limit",
-                    f"Population de exactement {profile.population.value} habitants : aucune strate ne "
+                    f"Population d'exactement {_n(profile.population.value)} habitants : aucune strate ne "
                     "s'applique (« moins de » / « plus de »), l'accompagnement est sur devis.",
                 )
             )
@@ -159,8 +164,8 @@ def assess(
             on_quote.append(
                 OnQuote(
                     "population_over_limit",
-                    f"Plus de {bands[-1].max_population if bands else 0} habitants "
-                    f"({profile.population.value}) : l'accompagnement est sur devis.",
+                    f"Plus de {_n(bands[-1].max_population if bands else 0)} habitants "
+                    f"({_n(profile.population.value)}) : l'accompagnement est sur devis.",
                 )
             )
     for code, quantity in basket:

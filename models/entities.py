@@ -120,6 +120,8 @@ class PriceGrid(SQLModel, table=True):
     effective_from: date = Field(index=True)
     title: str = Field(max_length=300)
     source: str = Field(default="", max_length=500)
+    support_label: str = Field(default="Accompagnement et mise en service", max_length=200)
+    support_unit: str = Field(default="par collectivité et par an", max_length=200)
     loaded_at: datetime = _ts(default_factory=utcnow)
 
 

@@ -190,7 +190,9 @@ def _item_draft(grid: Grid, line: BasketLine, *, as_code: str | None = None, not
 
 def support_draft(grid: Grid, fee: Decimal, *, note: str | None = None) -> _Draft:
     fee = to_money(fee)
-    return _Draft(None, SUPPORT_CODE, grid.support_label, "Accompagnement", grid.support_unit, "yearly", 1, fee, fee, note)
+    return _Draft(
+        None, SUPPORT_CODE, grid.support_label, "Accompagnement", grid.support_unit, "yearly", 1, fee, fee, note
+    )
 
 
 def quote_preview(
@@ -235,13 +237,17 @@ def quote_preview(
         if eligibility.population is not None:
             p = eligibility.population
             vintage = f", millésime {p.vintage}" if p.vintage else ""
-            support_notes.append(f"Population retenue : {p.value} habitants ({p.kind_label}{vintage} ; source : {p.source}).")
+            support_notes.append(
+                f"Population retenue : {p.value} habitants ({p.kind_label}{vintage} ; source : {p.source})."
+            )
         if eligibility.band is not None and support_amount is None:
             support_notes.append(f"Strate : {eligibility.band.label}.")
         elif support_amount is not None:
             support_notes.append("Montant de l'accompagnement fixé sur devis.")
         quotes.append(price_lines(eligibility.cdg, cdg_vat, [support_draft(grid, fee)], support_notes))
-    return QuotePreview(grid_code=grid.code, quotes=tuple(quotes), on_quote=eligibility.on_quote, pending=tuple(pending))
+    return QuotePreview(
+        grid_code=grid.code, quotes=tuple(quotes), on_quote=eligibility.on_quote, pending=tuple(pending)
+    )
 
 
 def renewal_drafts(grid: Grid, items: Sequence[BasketLine]) -> list[_Draft]:
@@ -256,7 +262,9 @@ def renewal_drafts(grid: Grid, items: Sequence[BasketLine]) -> list[_Draft]:
         elif item.kind == "first_year":
             for code in item.renews_as:
                 drafts.append(
-                    _item_draft(grid, BasketLine(code, line.quantity), as_code=code, note=f"Renouvellement de : {item.label}")
+                    _item_draft(
+                        grid, BasketLine(code, line.quantity), as_code=code, note=f"Renouvellement de : {item.label}"
+                    )
                 )
     return drafts
 

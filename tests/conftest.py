@@ -1,0 +1,97 @@
+"""Shared fixtures: settings on a temporary data directory, SQLite and PostgreSQL databases.
+
+PostgreSQL tests use the server at 127.0.0.1:5432 (trust auth; override with MAIRIE_TEST_PG_URL). They
+skip when it is unreachable, except in CI (`CI=true`), where they must run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from mairie.settings import Settings, get_settings
+
+PG_ADMIN_URL = os.environ.get("MAIRIE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _pg_available() -> str | None:
+    try:
+        engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:
+        return str(exc).splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    problem = _pg_available()
+    if problem is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI but unreachable at {PG_ADMIN_URL}: {problem}")
+        pytest.skip(f"PostgreSQL unreachable: {problem}")
+    return PG_ADMIN_URL
+
+
+def create_pg_database(admin_url: str) -> str:
+    """A fresh, uniquely named database on the test server; returns its URL."""
+    name = f"mairie_t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(admin_url: str, url: str) -> None:
+    from models.db import get_engine
+
+    get_engine(url).dispose()
+    name = make_url(url).database
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    url = create_pg_database(pg_server)
+    yield url
+    drop_pg_database(pg_server, url)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each integration test using it runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'mairie.sqlite3'}"
+    else:
+        yield request.getfixturevalue("pg_url")
+
+
+def make_settings(tmp_path: Path, database_url: str | None = None, **overrides: object) -> Settings:
+    """Settings isolated in a temporary data directory (no environment, no .env file)."""
+    values: dict[str, object] = {"data_dir": tmp_path / "data", "database_url": database_url}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No test reads the developer's environment or data directory."""
+    for key in list(os.environ):
+        if key.startswith("MAIRIE_") and key != "MAIRIE_TEST_PG_URL":
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("MAIRIE_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -1,0 +1,95 @@
+"""The `mairie` CLI on real communes of 59 and 62, text and JSON, and its errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mairie.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    data = tmp_path_factory.mktemp("cli")
+    environ = {"MAIRIE_DATA_DIR": str(data)}
+    result = runner.invoke(app, ["init"], env=environ)
+    assert result.exit_code == 0, result.output
+    return environ
+
+
+def run(env, *args):
+    return runner.invoke(app, list(args), env=env)
+
+
+def test_eligibility_json_small_commune(env):
+    # Regnauville (62): 220 inhabitants (total), 213 (municipal)
+    result = run(env, "eligibility", "62700", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["eligible"] is True and data["department"] == "62" and data["cdg"] == "CDG62"
+    assert data["population"] == {
+        "value": 220,
+        "kind": "total",
+        "vintage": 2023,
+        "source": "INSEE, populations légales 2023",
+    }
+    assert data["support_fee"] == "50.00" and data["on_quote"] == []
+
+
+def test_eligibility_nord_commune_by_siren(env):
+    result = run(env, "eligibility", "215900010", "--json")  # Abancourt (59): 456 total
+    data = json.loads(result.stdout)
+    assert (data["cdg"], data["support_fee"], data["population"]["value"]) == ("CDG59", "50.00", 456)
+
+
+def test_eligibility_large_commune_is_on_quote(env):
+    data = json.loads(run(env, "eligibility", "62041", "--json").stdout)  # Arras
+    assert data["support_fee"] is None and [r["code"] for r in data["on_quote"]] == ["population_over_limit"]
+
+
+def test_eligibility_text_is_french(env):
+    result = run(env, "eligibility", "62700")
+    assert result.exit_code == 0
+    assert "Éligible" in result.stdout and "50,00\xa0€" in result.stdout
+
+
+def test_quote_preview_json(env):
+    result = run(
+        env, "quote", "preview", "62700", "messagerie-5go=3", "page-internet=1", "--date", "2026-03-01", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    lfn, cdg = data["quotes"]
+    assert lfn["issuer"] == "LFN" and cdg["issuer"] == "CDG62"
+    assert (lfn["total_ht"], lfn["total_vat"], lfn["total_ttc"]) == ("53.67", "10.73", "64.40")
+    assert (cdg["total_ht"], cdg["total_vat"], cdg["total_ttc"]) == ("50.00", "0.00", "50.00")
+    assert data["on_quote"] == [] and data["pending"] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["eligibility", "99999"], "aucune commune"),
+        (["eligibility", "216200411"], "clé de contrôle"),
+        (["quote", "preview", "62700", "inconnu=1"], "code d'article inconnu"),
+        (["quote", "preview", "62700", "antivirus=-1"], "entier positif"),
+        (["quote", "preview", "62700", "antivirus=1.5"], "entier positif"),
+        (["quote", "preview", "62700", "antivirus"], "CODE=QUANTITÉ"),
+        (["quote", "preview", "62700", "antivirus=1", "--date", "2026-02-30"], "AAAA-MM-JJ"),
+    ],
+)
+def test_bad_input_is_a_clear_error(env, args, message):
+    result = run(env, *args)
+    assert result.exit_code == 2
+    assert message in " ".join(result.stderr.split())
+    assert "Traceback" not in result.output
+
+
+def test_database_unreachable(env):
+    result = run({"MAIRIE_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}, "eligibility", "62700")
+    assert result.exit_code == 3
+    assert "injoignable" in result.stderr and "Traceback" not in result.output
