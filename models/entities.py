@@ -204,6 +204,7 @@ class ServiceRequest(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     reference: str = Field(unique=True, max_length=40)
     collectivity_id: int = Field(foreign_key="collectivity.id", index=True)
+    # received | refused | waiting_operator | eligible | quoted | signing | in_force | declined | expired
     status: str = Field(default="received", max_length=30, index=True)
     channel: str = Field(default="cli", max_length=20)  # ui | cli | api
     requested_on: date
@@ -216,6 +217,7 @@ class ServiceRequest(SQLModel, table=True):
     mailbox_names: list[str] = _json(list)
     eligibility: dict[str, Any] | None = _json()
     refusal_reasons: list[str] = _json(list)
+    support_amount: Decimal | None = _money(default=None)  # set by an operator when "sur devis"
     operator_comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     flow_run_id: str | None = Field(default=None, max_length=40)
     created_at: datetime = _ts(default_factory=utcnow)

@@ -1,0 +1,137 @@
+"""Boundary schemas: what an operator (Prefect form), the CLI and the JSON API submit.
+
+Pydantic validates them before anything is stored; the Prefect UI renders `RequestForm` as a form.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_MAILBOX = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
+
+
+def _clean_text(value: str, what: str) -> str:
+    value = " ".join(value.split())
+    if _CONTROL.search(value):
+        raise ValueError(f"{what} contient des caractères de contrôle")
+    return value
+
+
+class RequestedItem(BaseModel):
+    """One service of the grid and its quantity."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(
+        description="Code de l'article (ex. messagerie-5go, nom-de-domaine, page-internet, antivirus…)",
+        min_length=1,
+        max_length=40,
+    )
+    quantity: int = Field(description="Quantité (entier positif)", ge=1, le=100_000)
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, value: str) -> str:
+        return value.strip().lower()
+
+
+class RequestForm(BaseModel):
+    """A collectivity's request for services under the tripartite convention."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    collectivity: str = Field(
+        description="Code INSEE (5 caractères), SIREN (9 chiffres) ou SIRET (14 chiffres) de la collectivité",
+        min_length=5,
+        max_length=20,
+    )
+    items: list[RequestedItem] = Field(description="Articles demandés et quantités", min_length=1, max_length=30)
+    signatory_name: str = Field(description="Nom du signataire (maire, président…)", min_length=2, max_length=200)
+    signatory_email: EmailStr = Field(description="Adresse électronique du signataire")
+    signatory_capacity: str = Field(default="Maire", description="Qualité du signataire", min_length=2, max_length=100)
+    siret: str | None = Field(default=None, description="SIRET de facturation (Chorus Pro)", max_length=20)
+    chorus_service_code: str | None = Field(default=None, description="Code service Chorus Pro (facultatif)", max_length=100)
+    commitment_number: str | None = Field(default=None, description="Numéro d'engagement (facultatif)", max_length=100)
+    domain_names: list[str] = Field(default_factory=list, description="Noms de domaine souhaités", max_length=20)
+    mailbox_names: list[str] = Field(default_factory=list, description="Boîtes aux lettres souhaitées", max_length=200)
+
+    @field_validator("signatory_name", "signatory_capacity")
+    @classmethod
+    def _names(cls, value: str) -> str:
+        return _clean_text(value, "le nom")
+
+    @field_validator("chorus_service_code", "commitment_number")
+    @classmethod
+    def _optional_text(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return _clean_text(value, "la référence")
+
+    @field_validator("siret")
+    @classmethod
+    def _siret(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from stdnum.fr import siret
+
+        cleaned = value.replace(" ", "")
+        if not siret.is_valid(cleaned):
+            raise ValueError(f"SIRET « {value} » invalide (14 chiffres et une clé de contrôle juste)")
+        return cleaned
+
+    @field_validator("domain_names")
+    @classmethod
+    def _domains(cls, values: list[str]) -> list[str]:
+        cleaned = [v.strip().lower() for v in values if v.strip()]
+        for v in cleaned:
+            if not _DOMAIN.match(v):
+                raise ValueError(f"nom de domaine « {v} » invalide (ex. mairie-exemple.fr)")
+        return cleaned
+
+    @field_validator("mailbox_names")
+    @classmethod
+    def _mailboxes(cls, values: list[str]) -> list[str]:
+        cleaned = [v.strip().lower() for v in values if v.strip()]
+        for v in cleaned:
+            if not _MAILBOX.match(v):
+                raise ValueError(f"nom de boîte « {v} » invalide (lettres, chiffres, point, tiret)")
+        return cleaned
+
+    @field_validator("items")
+    @classmethod
+    def _distinct(cls, items: list[RequestedItem]) -> list[RequestedItem]:
+        codes = [i.code for i in items]
+        duplicates = sorted({c for c in codes if codes.count(c) > 1})
+        if duplicates:
+            raise ValueError(f"article demandé deux fois : {', '.join(duplicates)} ; regroupez les quantités")
+        return items
+
+
+class OperatorAmounts(BaseModel):
+    """Amounts an operator sets for the "sur devis" lines of a request (TTC, in euros)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    support_amount: Decimal | None = Field(default=None, description="Accompagnement annuel (€)", ge=0, max_digits=10, decimal_places=2)
+    item_amounts: dict[str, Decimal] = Field(default_factory=dict, description="Montant TTC total par code d'article")
+    comment: str = Field(default="", description="Commentaire (justification du montant)", max_length=2000)
+    operator: str = Field(default="opérateur", description="Votre nom", max_length=200)
+
+
+def validation_message(exc: Exception) -> str:
+    """One plain sentence from a pydantic ValidationError (first error, with where it is)."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    parts = []
+    for error in exc.errors()[:3]:
+        where = ".".join(str(p) for p in error["loc"] if p != "__root__")
+        msg = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{where} : {msg}" if where else msg)
+    return " ; ".join(parts)
