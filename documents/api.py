@@ -1,0 +1,77 @@
+"""The public API: document data in, PDF bytes out.
+
+Invoices and credit notes come out as Factur-X (PDF/A-3b with the EN 16931 CII XML embedded), checked
+against the Factur-X XSD and the EN 16931 rules of `documents.facturx_rules` every time one is made.
+"""
+
+from __future__ import annotations
+
+from documents.cii import build_cii
+from documents.data import Avoir, Convention, Devis, Facture
+from documents.facturx_pdf import embed_facturx
+from documents.facturx_rules import ensure_valid
+from documents.rendering import html_to_pdf, render_html
+
+ARCHIVE_VARIANT = "pdf/a-2b"  # quotes and conventions: archival PDF/A, no attachment needed
+FACTURX_VARIANT = "pdf/a-3b"  # Factur-X requires PDF/A-3 (embedded XML)
+
+# Notes that `quote_preview` writes and that the support quote prints in its own population panel.
+_PANEL_NOTE_PREFIXES = ("Population retenue", "Strate :")
+
+
+def devis_html(devis: Devis) -> str:
+    """The HTML of a quote (for previews and the benchmark)."""
+    notes = [
+        n for n in devis.priced.notes if not (devis.population is not None and n.startswith(_PANEL_NOTE_PREFIXES))
+    ]
+    return render_html("devis", devis=devis, notes=notes)
+
+
+def render_devis(devis: Devis) -> bytes:
+    """A quote (services of the syndicat or support of the CDG) as PDF/A-2b bytes."""
+    return html_to_pdf(devis_html(devis), "devis", pdf_variant=ARCHIVE_VARIANT)
+
+
+def facture_html(facture: Facture) -> str:
+    """The HTML of an invoice."""
+    return render_html("facture", facture=facture)
+
+
+def render_facture(facture: Facture) -> bytes:
+    """An invoice as Factur-X EN 16931 bytes (PDF/A-3b + CII XML, XSD and EN 16931 rules checked)."""
+    xml = build_cii(facture)
+    ensure_valid(xml)
+    pdf = html_to_pdf(facture_html(facture), "facture", pdf_variant=FACTURX_VARIANT)
+    return embed_facturx(pdf, xml, title=f"Facture {facture.number}", author=facture.issuer.name)
+
+
+def avoir_html(avoir: Avoir) -> str:
+    """The HTML of a credit note."""
+    return render_html("avoir", avoir=avoir)
+
+
+def render_avoir(avoir: Avoir) -> bytes:
+    """A credit note (type 381, referencing the invoice, BT-25) as Factur-X EN 16931 bytes."""
+    xml = build_cii(avoir)
+    ensure_valid(xml)
+    pdf = html_to_pdf(avoir_html(avoir), "avoir", pdf_variant=FACTURX_VARIANT)
+    return embed_facturx(pdf, xml, title=f"Avoir {avoir.number}", author=avoir.issuer.name)
+
+
+def convention_html(convention: Convention) -> str:
+    """The HTML of the tripartite convention (a draft is marked "PROJET")."""
+    return render_html("convention", convention=convention, **_convention_context(convention))
+
+
+def render_convention(convention: Convention) -> bytes:
+    """The tripartite convention, with its annex grid and evidence page, as PDF/A-2b bytes."""
+    return html_to_pdf(convention_html(convention), "convention", pdf_variant=ARCHIVE_VARIANT)
+
+
+def _convention_context(convention: Convention) -> dict[str, object]:
+    grid = convention.grid
+    bands = grid.bands.get(convention.cdg.code, ())
+    families: dict[str, list[object]] = {}
+    for item in sorted(grid.items, key=lambda i: i.position):
+        families.setdefault(item.family.split(" / ")[0], []).append(item)
+    return {"bands": bands, "families": families}

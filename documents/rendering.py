@@ -1,0 +1,90 @@
+"""One Jinja2 environment and one WeasyPrint set-up per process: HTML from a template, PDF from HTML.
+
+What is costly and never changes is built once and reused by every render: the Jinja environment and
+its compiled templates, the WeasyPrint `FontConfiguration` (the shipped Latin font registered once) and
+the parsed stylesheets. CSS is handed to WeasyPrint as stylesheets, never inlined in a `<style>` of the
+template (autoescaping would mangle it).
+"""
+
+from __future__ import annotations
+
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from weasyprint import CSS, HTML
+from weasyprint.text.fonts import FontConfiguration
+
+from documents.formatting import FILTERS, NBSP, NNBSP
+
+ROOT = Path(__file__).parent
+SHARED = ROOT / "shared"
+KINDS = ("devis", "convention", "facture", "avoir")
+
+
+def _finalize(value: Any) -> Any:
+    # Texts built elsewhere (pricing notes, eligibility reasons) group digits with U+202F, which the
+    # shipped font lacks; printing U+00A0 instead keeps a single embedded font.
+    if isinstance(value, str):
+        return value.replace(NNBSP, NBSP)
+    return value
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    """The process's Jinja2 environment: autoescaping, undefined variables raise, French filters."""
+    env = Environment(
+        loader=FileSystemLoader(str(ROOT)),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True, default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+        finalize=_finalize,
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+@lru_cache(maxsize=1)
+def font_config() -> FontConfiguration:
+    """The process's WeasyPrint font configuration (holds the @font-face fonts of base.css)."""
+    return FontConfiguration()
+
+
+@lru_cache(maxsize=1)
+def _base_css() -> CSS:
+    return CSS(filename=str(SHARED / "base.css"), font_config=font_config())
+
+
+@cache
+def stylesheets(kind: str) -> tuple[CSS, ...]:
+    """The parsed stylesheets of a document kind: the shared base, then the kind's own."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown document kind {kind!r}; expected one of {', '.join(KINDS)}")
+    return (_base_css(), CSS(filename=str(ROOT / kind / "style.css"), font_config=font_config()))
+
+
+def render_html(kind: str, **context: Any) -> str:
+    """The HTML of a document kind from its template and the given values (StrictUndefined)."""
+    return environment().get_template(f"{kind}/template.html").render(**context)
+
+
+def html_to_pdf(html: str, kind: str, *, pdf_variant: str | None = None) -> bytes:
+    """Lay out the HTML of a document kind with its stylesheets and the shared fonts; PDF bytes."""
+    document = HTML(string=html, base_url=str(ROOT / kind) + "/")
+    pdf = document.write_pdf(
+        stylesheets=list(stylesheets(kind)),
+        font_config=font_config(),
+        pdf_variant=pdf_variant,
+    )
+    assert pdf is not None
+    return pdf
+
+
+def warm_up() -> None:
+    """Build the environment, fonts and stylesheets now (e.g. in a worker process before its first job)."""
+    environment()
+    for kind in KINDS:
+        stylesheets(kind)
