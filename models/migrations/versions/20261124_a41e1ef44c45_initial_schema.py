@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: a41e1ef44c45
-Revises: 
+Revises:
 Create Date: 2026-11-24 21:53:51.305767
 """
 from __future__ import annotations

@@ -1,0 +1,188 @@
+"""Request intake: register → (operator amount when "sur devis") → two quotes → email to the signatory.
+
+Thin orchestration over `mairie.services.requests`; each task passes ids and plain values. The state
+lives in the database, so re-running a step never issues twice.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from prefect import flow, get_run_logger, pause_flow_run, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.input import RunInput
+from prefect.runtime import flow_run
+from pydantic import Field, create_model
+
+from mairie.formatting import PARIS, euros
+from mairie.schemas import OperatorAmounts, RequestForm
+from mairie.services import requests as svc
+from mairie.services.mail import dispatch
+from mairie.settings import Settings, get_settings
+from models.errors import DomainError
+
+
+def _run_name() -> str:
+    params = flow_run.parameters or {}
+    form = params.get("form")
+    identifier = getattr(form, "collectivity", None) or (form or {}).get("collectivity", "?")
+    return f"demande-{identifier}-{datetime.now(PARIS):%Y%m%d-%H%M%S}"
+
+
+@task(cache_policy=NO_CACHE)
+def register(form: RequestForm, channel: str, on: date, run_id: str | None) -> svc.RequestOutcome:
+    """Store the request and its eligibility verdict."""
+    return svc.register_request(get_settings(), form, channel=channel, on=on, flow_run_id=run_id)
+
+
+@task(cache_policy=NO_CACHE)
+def settle(request_id: int, amounts: OperatorAmounts, on: date) -> svc.RequestOutcome:
+    """Record the operator's amounts for the "sur devis" lines."""
+    return svc.settle_request(get_settings(), request_id, amounts, on)
+
+
+@task(cache_policy=NO_CACHE)
+def issue(request_id: int, on: date) -> svc.QuotesOutcome:
+    """Number, render and store both quotes and the draft convention; queue the email."""
+    return svc.issue_quotes(get_settings(), request_id, on)
+
+
+@task(cache_policy=NO_CACHE)
+def send_mail() -> dict[str, int]:
+    """Send what the outbox holds (after the commits); failures stay queued for the outbox schedule."""
+    report = dispatch(get_settings())
+    return {"sent": len(report.sent), "retry": len(report.retried), "undelivered": len(report.undelivered)}
+
+
+@task(cache_policy=NO_CACHE)
+def ask_operator(outcome: svc.RequestOutcome) -> None:
+    """Tell the operators a request waits for an amount (email with the reasons and the run's link)."""
+    svc.notify_operator_task(get_settings(), outcome.request_id, run_url())
+
+
+def run_url() -> str | None:
+    ui = flow_run.ui_url
+    return str(ui) if ui else None
+
+
+def operator_input(outcome: svc.RequestOutcome) -> type[RunInput]:
+    """A form with one field per missing amount, described with its reason, for the Prefect UI."""
+    reasons = {r.get("item") or "accompagnement": r["message"] for r in outcome.on_quote}
+    fields: dict[str, Any] = {}
+    for code in outcome.pending:
+        label = "accompagnement annuel (CDG)" if code == "accompagnement" else f"article {code}"
+        fields[_field(code)] = (
+            str,
+            Field(description=f"Montant TTC en euros pour {label} — {reasons.get(code, 'sur devis')}"),
+        )
+    fields["commentaire"] = (str, Field(default="", description="Justification du montant (gardée au dossier)"))
+    fields["operateur"] = (str, Field(default="opérateur", description="Votre nom"))
+    return create_model("MontantsSurDevis", __base__=RunInput, **fields)  # type: ignore[call-overload, no-any-return]
+
+
+def _field(code: str) -> str:
+    return "montant_" + code.replace("-", "_")
+
+
+def to_amounts(outcome: svc.RequestOutcome, answer: RunInput) -> OperatorAmounts:
+    """The operator's answer as amounts; a malformed amount raises ValueError with a plain message."""
+    from models.money import parse_amount
+
+    values = answer.model_dump()
+    support = None
+    items: dict[str, Decimal] = {}
+    for code in outcome.pending:
+        raw = str(values.get(_field(code), "")).strip()
+        try:
+            amount = parse_amount(raw)
+        except (ValueError, InvalidOperation) as exc:
+            raise ValueError(f"{code} : {exc}") from None
+        if code == "accompagnement":
+            support = amount
+        else:
+            items[code] = amount
+    return OperatorAmounts(
+        support_amount=support,
+        item_amounts=items,
+        comment=values.get("commentaire", ""),
+        operator=values.get("operateur") or "opérateur",
+    )
+
+
+def publish_summary(quotes: svc.QuotesOutcome) -> None:
+    """The operators' view: one table with the collectivity, population, band, both quotes and links."""
+    population = quotes.population or {}
+    rows = [
+        {
+            "collectivité": quotes.collectivity,
+            "demande": quotes.reference,
+            "population": population.get("value"),
+            "type": population.get("kind"),
+            "millésime": population.get("vintage"),
+            "strate": quotes.band or "sur devis",
+            "devis": q.number,
+            "émetteur": q.issuer,
+            "total HT": euros(q.total_ht),
+            "TVA": euros(q.total_vat),
+            "total TTC": euros(q.total_ttc),
+            "PDF (SHA-256)": q.sha256[:16],
+        }
+        for q in quotes.quotes
+    ]
+    create_table_artifact(key="devis", table=rows, description=f"Devis de la demande {quotes.reference}")
+    settings = get_settings()
+    lines = [f"# Demande {quotes.reference} — {quotes.collectivity}", ""]
+    for q in quotes.quotes:
+        lines.append(f"- Devis **{q.number}** ({q.issuer}) : {euros(q.total_ttc)} TTC — `{_path(settings, q.sha256)}`")
+    lines.append(f"- Projet de convention **{quotes.convention}** — `{_path(settings, quotes.convention_sha256)}`")
+    lines.append(f"- Lien d'approbation envoyé au signataire : {quotes.approval_url}")
+    create_markdown_artifact(key="dossier", markdown="\n".join(lines), description="Documents émis")
+
+
+def _path(settings: Settings, sha: str) -> str:
+    from mairie.services.paperwork import store_for
+
+    return str(store_for(settings.documents_path).find(sha))
+
+
+@flow(name="demande-de-services", flow_run_name=_run_name, log_prints=False)
+def request_intake(
+    form: RequestForm, channel: str = "ui", on: date | None = None, operator_timeout_s: int = 7 * 86400
+) -> dict[str, Any]:
+    """A collectivity's request, from the form to the email carrying both quotes and the signing link."""
+    logger = get_run_logger()
+    day = on or datetime.now(PARIS).date()
+    outcome = register(form, channel, day, str(flow_run.id) if flow_run.id else None)
+    logger.info("Demande %s (%s) : %s", outcome.reference, outcome.collectivity, outcome.status)
+    if outcome.status == "refused":
+        send_mail()
+        create_markdown_artifact(
+            key="refus",
+            markdown=f"# Demande {outcome.reference} refusée\n\n"
+            + "\n".join(f"- {r}" for r in outcome.refusal_reasons),
+        )
+        return {"reference": outcome.reference, "status": "refused", "reasons": list(outcome.refusal_reasons)}
+    if outcome.status == "waiting_operator":
+        ask_operator(outcome)
+        send_mail()
+        while True:
+            answer = pause_flow_run(wait_for_input=operator_input(outcome), timeout=operator_timeout_s)
+            try:
+                settle(outcome.request_id, to_amounts(outcome, answer), day)
+                break
+            except (ValueError, DomainError) as exc:
+                logger.warning("Montant refusé : %s — saisissez-le à nouveau.", exc)
+    quotes = issue(outcome.request_id, day)
+    sent = send_mail()
+    publish_summary(quotes)
+    logger.info("Devis %s émis ; courriel : %s", ", ".join(q.number for q in quotes.quotes), sent)
+    return {
+        "reference": quotes.reference,
+        "status": "quoted",
+        "quotes": [q.number for q in quotes.quotes],
+        "convention": quotes.convention,
+        "approval_url": quotes.approval_url,
+    }

@@ -1,0 +1,154 @@
+"""From stored entities to documents: builds the `documents` dataclasses, renders, stores the PDF
+content-addressed and records it (`StoredDocument`). Rendering happens inside the caller's transaction,
+so a failure rolls the numbering back with everything else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+
+from sqlmodel import Session
+
+import documents
+from documents import data as doc
+from documents.store import DocumentStore
+from mairie.settings import IssuerIdentity, Settings
+from models.catalog import Grid
+from models.eligibility import KIND_LABELS, Population
+from models.entities import Approval, Collectivity, Quote, QuoteLine, ServiceRequest, StoredDocument
+from models.pricing import PricedDocument, PricedLine, VatRegime
+
+PDF = "application/pdf"
+
+
+@lru_cache(maxsize=4)
+def store_for(root: Path) -> DocumentStore:
+    return DocumentStore(root)
+
+
+@dataclass(frozen=True)
+class Stored:
+    sha256: str
+    filename: str
+    content_type: str = PDF
+
+
+def keep(
+    session: Session, settings: Settings, content: bytes, *, kind: str, filename: str, content_type: str = PDF
+) -> Stored:
+    """Write a document content-addressed (never overwritten) and record it once."""
+    suffix = Path(filename).suffix or ".bin"
+    stored = store_for(settings.documents_path).put(content, suffix)
+    if session.get(StoredDocument, stored.sha256) is None:
+        session.add(
+            StoredDocument(
+                sha256=stored.sha256, kind=kind, filename=filename, content_type=content_type, size=stored.size
+            )
+        )
+    return Stored(stored.sha256, filename, content_type)
+
+
+def load(settings: Settings, sha256: str) -> bytes:
+    """The bytes of a stored document (hash checked by the store)."""
+    return store_for(settings.documents_path).get(sha256)
+
+
+def issuer_doc(identity: IssuerIdentity) -> doc.Issuer:
+    return doc.Issuer.from_identity(identity)
+
+
+def collectivity_doc(row: Collectivity, request: ServiceRequest) -> doc.Collectivity:
+    return doc.Collectivity(
+        name=row.name,
+        kind_label=KIND_LABELS.get(row.kind, row.kind),
+        address=row.address or "Mairie",
+        postcode=row.postcode,
+        city=row.city or row.name,
+        siren=row.siren,
+        siret=row.siret or "",
+        department=row.department,
+        signatory=doc.Signatory(request.signatory_name, request.signatory_capacity or "Maire", request.signatory_email),
+        insee_code=row.insee_code,
+        email=request.signatory_email,
+        chorus_service_code=request.chorus_service_code or row.chorus_service_code,
+    )
+
+
+def priced_from_rows(quote: Quote, lines: list[QuoteLine], vat: VatRegime) -> PricedDocument:
+    """Rebuild the priced document of a stored quote (the amounts are those stored, never recomputed)."""
+    return PricedDocument(
+        issuer=quote.issuer_code,
+        vat=vat,
+        lines=tuple(
+            PricedLine(
+                position=line.position,
+                code=line.item_code,
+                label=line.label,
+                family="",
+                unit=line.unit,
+                kind=line.kind,
+                quantity=line.quantity,
+                unit_price_ttc=line.unit_price_ttc,
+                unit_price_ht=Decimal(line.unit_price_ht),
+                vat_rate=Decimal(line.vat_rate),
+                total_ht=line.total_ht,
+                total_vat=line.total_vat,
+                total_ttc=line.total_ttc,
+                note=line.note,
+            )
+            for line in sorted(lines, key=lambda li: li.position)
+        ),
+        total_ht=quote.total_ht,
+        total_vat=quote.total_vat,
+        total_ttc=quote.total_ttc,
+        notes=tuple(quote.notes),
+    )
+
+
+def render_devis(
+    *,
+    number: str,
+    issued_on: date,
+    issuer: IssuerIdentity,
+    collectivity: doc.Collectivity,
+    priced: PricedDocument,
+    validity_days: int,
+    grid: Grid,
+    population: Population | None = None,
+    band_label: str | None = None,
+    pending: tuple[doc.PendingLine, ...] = (),
+) -> bytes:
+    return documents.render_devis(
+        doc.Devis(
+            number=number,
+            issue_date=issued_on,
+            issuer=issuer_doc(issuer),
+            collectivity=collectivity,
+            priced=priced,
+            validity_days=validity_days,
+            population=population,
+            band_label=band_label,
+            grid_title=grid.title,
+            pending=pending,
+        )
+    )
+
+
+def signatures_of(approvals: list[Approval]) -> tuple[doc.Signature, ...]:
+    party = {"collectivity": "collectivite", "cdg": "cdg", "syndicat": "syndicat"}
+    return tuple(
+        doc.Signature(
+            party=party[a.party],  # type: ignore[arg-type]
+            name=a.decided_name or a.signatory_name,
+            capacity=a.decided_capacity or "",
+            signed_at=a.decided_at,
+            ip_address=a.ip_address or "",
+            user_agent=a.user_agent,
+            operator=a.recorded_by_operator,
+        )
+        for a in sorted(approvals, key=lambda x: x.position)
+        if a.status == "signed" and a.decided_at is not None
+    )
