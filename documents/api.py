@@ -7,10 +7,11 @@ against the Factur-X XSD and the EN 16931 rules of `documents.facturx_rules` eve
 from __future__ import annotations
 
 from documents.cii import build_cii
-from documents.data import Avoir, Convention, Devis, Facture
+from documents.data import Avoir, Convention, Devis, Facture, Issuer, Party
 from documents.facturx_pdf import embed_facturx
 from documents.facturx_rules import ensure_valid
 from documents.rendering import html_to_pdf, render_html
+from models.catalog import KIND_LABELS
 
 ARCHIVE_VARIANT = "pdf/a-2b"  # quotes and conventions: archival PDF/A, no attachment needed
 FACTURX_VARIANT = "pdf/a-3b"  # Factur-X requires PDF/A-3 (embedded XML)
@@ -74,4 +75,42 @@ def _convention_context(convention: Convention) -> dict[str, object]:
     families: dict[str, list[object]] = {}
     for item in sorted(grid.items, key=lambda i: i.position):
         families.setdefault(item.family.split(" / ")[0], []).append(item)
-    return {"bands": bands, "families": families}
+    return {
+        "bands": bands,
+        "families": families,
+        "kind_labels": KIND_LABELS,
+        "representative": _representative(convention),
+        "expected_signatory": _expected_signatory(convention),
+    }
+
+
+def _representative(convention: Convention):  # type: ignore[no-untyped-def]
+    """`representative(issuer, party)`: who signed for an issuer, else its configured signatory."""
+
+    def representative(issuer: Issuer, party: Party) -> str:
+        signed = convention.signature_of(party)
+        if signed is not None:
+            return f"{signed.name}, {signed.capacity}"
+        if issuer.signatory is not None:
+            return _who(issuer.signatory.name, issuer.signatory.capacity)
+        return "son représentant légal"
+
+    return representative
+
+
+def _expected_signatory(convention: Convention):  # type: ignore[no-untyped-def]
+    def expected(party: Party) -> str:
+        if party == "collectivite":
+            who = convention.collectivity.signatory
+            return f"{who.name}, {who.capacity}"
+        issuer = convention.cdg if party == "cdg" else convention.syndicat
+        return issuer.signatory.name if issuer.signatory else "Son représentant légal"
+
+    return expected
+
+
+def _who(name: str, capacity: str) -> str:
+    """`M. X, Président`, or `le Président du Syndicat mixte` when the name is already a title."""
+    if capacity and capacity.lower() in name.lower():
+        return name[0].lower() + name[1:] if name.split(" ", 1)[0] in ("Le", "La") else name
+    return f"{name}, {capacity}" if capacity else name
