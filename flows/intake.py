@@ -148,22 +148,27 @@ def _path(settings: Settings, sha: str) -> str:
     return str(store_for(settings.documents_path).find(sha))
 
 
-@flow(name="demande-de-services", flow_run_name=_run_name, log_prints=False)
-def request_intake(
-    form: RequestForm, channel: str = "ui", on: date | None = None, operator_timeout_s: int = 7 * 86400
-) -> dict[str, Any]:
-    """A collectivity's request, from the form to the email carrying both quotes and the signing link."""
+@task(cache_policy=NO_CACHE)
+def load_state(request_id: int) -> svc.RequestOutcome:
+    """The request's current state (status, "sur devis" reasons, missing amounts)."""
+    return svc.request_state(get_settings(), request_id)
+
+
+def _process_run_name() -> str:
+    params = flow_run.parameters or {}
+    return f"traitement-demande-{params.get('request_id', '?')}-{datetime.now(PARIS):%Y%m%d-%H%M%S}"
+
+
+@flow(name="traitement-demande", flow_run_name=_process_run_name, log_prints=False)
+def process_request(request_id: int, on: date | None = None, operator_timeout_s: int = 7 * 86400) -> dict[str, Any]:
+    """A registered request: ask an operator for the "sur devis" amounts, then issue both quotes and send them."""
     logger = get_run_logger()
     day = on or datetime.now(PARIS).date()
-    outcome = register(form, channel, day, str(flow_run.id) if flow_run.id else None)
-    logger.info("Demande %s (%s) : %s", outcome.reference, outcome.collectivity, outcome.status)
+    outcome = load_state(request_id)
     if outcome.status == "refused":
         send_mail()
-        create_markdown_artifact(
-            key="refus",
-            markdown=f"# Demande {outcome.reference} refusée\n\n"
-            + "\n".join(f"- {r}" for r in outcome.refusal_reasons),
-        )
+        reasons = "\n".join(f"- {r}" for r in outcome.refusal_reasons)
+        create_markdown_artifact(key="refus", markdown=f"# Demande {outcome.reference} refusée\n\n{reasons}")
         return {"reference": outcome.reference, "status": "refused", "reasons": list(outcome.refusal_reasons)}
     if outcome.status == "waiting_operator":
         ask_operator(outcome)
@@ -186,3 +191,14 @@ def request_intake(
         "convention": quotes.convention,
         "approval_url": quotes.approval_url,
     }
+
+
+@flow(name="demande-de-services", flow_run_name=_run_name, log_prints=False)
+def request_intake(
+    form: RequestForm, channel: str = "ui", on: date | None = None, operator_timeout_s: int = 7 * 86400
+) -> dict[str, Any]:
+    """A collectivity's request, from the operator's form to the email carrying both quotes and the link."""
+    day = on or datetime.now(PARIS).date()
+    outcome = register(form, channel, day, str(flow_run.id) if flow_run.id else None)
+    get_run_logger().info("Demande %s (%s) : %s", outcome.reference, outcome.collectivity, outcome.status)
+    return process_request(outcome.request_id, day, operator_timeout_s)

@@ -312,6 +312,32 @@ def settle_request(settings: Settings, request_id: int, amounts: OperatorAmounts
         return RequestOutcome(request.id, request.reference, request.status, collectivity.name)  # type: ignore[arg-type]
 
 
+def request_state(settings: Settings, request_id: int) -> RequestOutcome:
+    """A request's status with its "sur devis" reasons and the amounts still missing."""
+    with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
+        session = uow.session
+        request = _request(session, request_id)
+        collectivity = session.get(Collectivity, request.collectivity_id)
+        assert collectivity is not None
+        pending: list[str] = []
+        if request.status == "waiting_operator":
+            lines = list(
+                session.exec(select(ServiceRequestLine).where(ServiceRequestLine.request_id == request_id)).all()
+            )
+            basket = _basket(lines)
+            _found, grid, verdict = _assess(settings, session, collectivity, basket, request.requested_on)
+            pending = _pending(grid, verdict, basket, request.support_amount)
+        return RequestOutcome(
+            request_id=request_id,
+            reference=request.reference,
+            status=request.status,
+            collectivity=collectivity.name,
+            on_quote=tuple((request.eligibility or {}).get("on_quote", [])),
+            pending=tuple(pending),
+            refusal_reasons=tuple(request.refusal_reasons),
+        )
+
+
 def notify_operator_task(settings: Settings, request_id: int, run_url: str | None) -> None:
     """Queue the email telling the operators that a request waits for an amount ("sur devis")."""
     with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:

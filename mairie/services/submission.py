@@ -1,0 +1,58 @@
+"""Submitting a request from the CLI or the JSON API: validate and register now (clear errors before
+anything else), then process it — through the Prefect API when a server is configured (the run shows in
+the UI), in this process otherwise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from mairie.formatting import PARIS
+from mairie.schemas import RequestForm
+from mairie.services.requests import RequestOutcome, register_request
+from mairie.settings import Settings
+
+PROCESS_DEPLOYMENT = "traitement-demande/traitement-demande"
+
+
+@dataclass(frozen=True)
+class Submission:
+    request: RequestOutcome
+    flow_run_id: str | None
+    flow_run_url: str | None
+    result: dict[str, Any] | None  # when processed in this process
+
+
+def prefect_api_configured() -> bool:
+    from prefect.settings import PREFECT_API_URL
+
+    return bool(PREFECT_API_URL.value())
+
+
+def submit(settings: Settings, form: RequestForm, *, channel: str, on: date | None = None,
+           in_process: bool | None = None) -> Submission:
+    """Register a request, then start its processing (Prefect deployment or in process)."""
+    day = on or datetime.now(PARIS).date()
+    outcome = register_request(settings, form, channel=channel, on=day)
+    use_api = prefect_api_configured() if in_process is None else not in_process
+    if use_api:
+        run_id, url = start_deployment(outcome.request_id, day)
+        return Submission(outcome, run_id, url, None)
+    from flows.intake import process_request
+
+    result = process_request(outcome.request_id, day)
+    return Submission(outcome, None, None, result)
+
+
+def start_deployment(request_id: int, day: date) -> tuple[str, str | None]:
+    """Start the processing deployment without waiting; returns the run's id and UI link."""
+    from prefect.deployments import run_deployment
+
+    run = run_deployment(
+        PROCESS_DEPLOYMENT, parameters={"request_id": request_id, "on": day.isoformat()}, timeout=0
+    )
+    from prefect.settings import PREFECT_UI_URL
+
+    ui = PREFECT_UI_URL.value()
+    return str(run.id), (f"{ui.rstrip('/')}/runs/flow-run/{run.id}" if ui else None)
