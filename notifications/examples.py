@@ -145,13 +145,22 @@ def _convention_in_force() -> dict[str, Any]:
         "convention_number": _CONVENTION,
         "effective_on": date(2026, 2, 20),
         "signatures": [
-            {"party": _COLLECTIVITY, "name": "Éloïse Lefèvre-Dupré, Maire",
-             "signed_at": datetime(2026, 2, 3, 10, 0, tzinfo=UTC)},
-            {"party": "Centre de Gestion du Pas-de-Calais", "name": "Le Président",
-             "signed_at": datetime(2026, 2, 12, 14, 0, tzinfo=UTC)},
-            {"party": "La Fibre Numérique 59-62", "name": "Le Président",
-             "signed_at": datetime(2026, 2, 19, 16, 45, tzinfo=UTC)},
-        ],  # fmt: skip
+            {
+                "party": _COLLECTIVITY,
+                "name": "Éloïse Lefèvre-Dupré, Maire",
+                "signed_at": datetime(2026, 2, 3, 10, 0, tzinfo=UTC),
+            },
+            {
+                "party": "Centre de Gestion du Pas-de-Calais",
+                "name": "Le Président",
+                "signed_at": datetime(2026, 2, 12, 14, 0, tzinfo=UTC),
+            },
+            {
+                "party": "La Fibre Numérique 59-62",
+                "name": "Le Président",
+                "signed_at": datetime(2026, 2, 19, 16, 45, tzinfo=UTC),
+            },
+        ],
         "document_sha256": "9f2c" + "0" * 60,
         "contact": _CONTACT,
     }

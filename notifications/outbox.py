@@ -1,0 +1,356 @@
+"""The outbox: every email is stored in the transaction of the change it reports, then sent.
+
+- `enqueue` adds the message to the caller's transaction (no commit); a second enqueue of the same
+  business event (`dedup_key`) returns the first message unchanged.
+- `dispatch_due` sends the due messages: it claims a row (a conditional UPDATE, so two dispatchers never
+  take the same row), sends it outside any transaction, then records the outcome in a short transaction.
+- The Message-ID is generated once, at enqueue, and used at every attempt.
+
+Delivery is at-least-once toward the relay: a crash between the relay's "250" and the commit that marks
+the row sent leaves it pending, and it is sent again (same Message-ID) once its claim has lapsed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from models.db import UnitOfWork
+from models.entities import OutboxMessage
+from models.types import utcnow
+from notifications.messages import EmailDraft
+from notifications.smtp import DeliveryFailure, PermanentFailure, Sender, TransientFailure, refused_part
+
+log = logging.getLogger(__name__)
+
+PENDING, SENT, UNDELIVERED = "pending", "sent", "undelivered"
+DEDUP_HEADER = "X-Mairie-Dedup-Key"
+
+AttachmentLoader = Callable[[str], bytes]
+
+
+class AttachmentUnavailable(Exception):
+    """An attachment cannot be loaded, or its content does not match its SHA-256."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When to try again: exponential backoff from `first_delay`, capped, then give up."""
+
+    max_attempts: int = 10
+    first_delay: timedelta = timedelta(seconds=30)
+    max_delay: timedelta = timedelta(hours=1)
+    lease: timedelta = timedelta(minutes=5)  # how long a claim keeps other dispatchers away
+
+    def delay(self, attempts: int) -> timedelta:
+        """The wait after the `attempts`-th failed attempt: 30 s, 1 min, 2 min… up to 1 h."""
+        return min(self.first_delay * (2 ** max(attempts - 1, 0)), self.max_delay)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The state of a row after one attempt."""
+
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    sent_at: datetime | None
+
+
+@dataclass
+class DispatchReport:
+    """What one `dispatch_due` run did, by outbox row id."""
+
+    sent: list[int] = field(default_factory=list)
+    retried: list[int] = field(default_factory=list)
+    undelivered: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)  # claimed by another dispatcher meanwhile
+
+    def add(self, row_id: int, outcome: Outcome) -> None:
+        """File `row_id` under the status the attempt left it in."""
+        bucket = {SENT: self.sent, UNDELIVERED: self.undelivered}.get(outcome.status, self.retried)
+        bucket.append(row_id)
+
+
+# --------------------------------------------------------------------------------------------------
+# Enqueue (inside the caller's transaction)
+# --------------------------------------------------------------------------------------------------
+
+
+def enqueue(
+    session: Session,
+    draft: EmailDraft,
+    *,
+    dedup_key: str,
+    kind: str,
+    sender_address: str,
+    related_type: str | None = None,
+    related_id: int | None = None,
+    now: datetime | None = None,
+) -> OutboxMessage:
+    """Add `draft` to the outbox in the caller's transaction (flushed, not committed).
+
+    If a message with the same `dedup_key` exists, it is returned unchanged: same event, same message.
+    """
+    existing = _by_dedup_key(session, dedup_key)
+    if existing is not None:
+        return existing
+    row = _new_row(draft, dedup_key, kind, sender_address, related_type, related_id, now or utcnow())
+    try:
+        with session.begin_nested():  # a concurrent enqueue of the same key only undoes this savepoint
+            session.add(row)
+    except IntegrityError:
+        existing = _by_dedup_key(session, dedup_key)
+        if existing is None:
+            raise
+        return existing
+    return row
+
+
+def _new_row(
+    draft: EmailDraft,
+    dedup_key: str,
+    kind: str,
+    sender_address: str,
+    related_type: str | None,
+    related_id: int | None,
+    now: datetime,
+) -> OutboxMessage:
+    if len(draft.subject) > 300:
+        raise ValueError(f"objet trop long ({len(draft.subject)} caractères, 300 au plus)")
+    return OutboxMessage.model_validate(
+        {
+            "dedup_key": dedup_key,
+            "message_id": make_msgid(domain=_domain(sender_address)),
+            "kind": kind,
+            "sender": sender_address,
+            "recipients": list(draft.to),
+            "cc": list(draft.cc),
+            "reply_to": draft.reply_to,
+            "subject": draft.subject,
+            "body_text": draft.text,
+            "body_html": draft.html,
+            "attachments": [
+                {"filename": a.filename, "content_type": a.content_type, "sha256": a.sha256} for a in draft.attachments
+            ],
+            "status": PENDING,
+            "next_attempt_at": now,
+            "created_at": now,
+            "related_type": related_type,
+            "related_id": related_id,
+        }
+    )
+
+
+def _domain(sender_address: str) -> str:
+    _, address = parseaddr(sender_address)
+    if "@" not in address:
+        raise ValueError(f"adresse d'expéditeur invalide : {sender_address!r}")
+    return address.rsplit("@", 1)[1]
+
+
+def _by_dedup_key(session: Session, dedup_key: str) -> OutboxMessage | None:
+    return session.exec(select(OutboxMessage).where(OutboxMessage.dedup_key == dedup_key)).first()
+
+
+# --------------------------------------------------------------------------------------------------
+# MIME
+# --------------------------------------------------------------------------------------------------
+
+
+def to_mime(row: OutboxMessage, load_attachment: AttachmentLoader) -> EmailMessage:
+    """The message as sent: text and HTML alternatives, attachments, the stored Message-ID.
+
+    Raises AttachmentUnavailable when an attachment cannot be loaded or its SHA-256 does not match.
+    """
+    message = EmailMessage()
+    message["Subject"] = row.subject
+    message["From"] = row.sender
+    message["To"] = ", ".join(row.recipients)
+    if row.cc:
+        message["Cc"] = ", ".join(row.cc)
+    if row.reply_to:
+        message["Reply-To"] = row.reply_to
+    message["Date"] = format_datetime(row.created_at)
+    message["Message-ID"] = row.message_id
+    message[DEDUP_HEADER] = row.dedup_key
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies, please
+    message.set_content(row.body_text)
+    if row.body_html:
+        message.add_alternative(row.body_html, subtype="html")
+    for attachment in row.attachments:
+        _attach(message, attachment, load_attachment)
+    return message
+
+
+def _attach(message: EmailMessage, attachment: dict[str, Any], load: AttachmentLoader) -> None:
+    filename, digest = attachment["filename"], attachment["sha256"]
+    try:
+        data = load(digest)
+    except Exception as exc:  # the loader is injected: any failure means "not available now"
+        raise AttachmentUnavailable(f"pièce jointe « {filename} » introuvable ({digest[:12]}…) : {exc}") from exc
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise AttachmentUnavailable(f"pièce jointe « {filename} » altérée : empreinte SHA-256 différente")
+    maintype, _, subtype = attachment["content_type"].partition("/")
+    message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+
+
+# --------------------------------------------------------------------------------------------------
+# Dispatch
+# --------------------------------------------------------------------------------------------------
+
+
+async def dispatch_due(
+    engine: Engine,
+    sender: Sender,
+    load_attachment: AttachmentLoader,
+    *,
+    now: datetime | None = None,
+    limit: int = 100,
+    policy: RetryPolicy | None = None,
+) -> DispatchReport:
+    """Send every pending message whose time has come (at most `limit`), one at a time.
+
+    `now` fixes the clock (tests); by default the real UTC time is read at each step.
+    """
+    policy = policy or RetryPolicy()
+    clock: Callable[[], datetime] = (lambda: now) if now is not None else utcnow
+    report = DispatchReport()
+    for row_id in due_ids(engine, clock(), limit):
+        row = _claim(engine, row_id, clock(), policy.lease)
+        if row is None:
+            report.skipped.append(row_id)
+            continue
+        result = await _attempt(row, sender, load_attachment)
+        outcome = after_attempt(row.attempts, result, clock(), policy)
+        _record(engine, row_id, outcome)
+        report.add(row_id, outcome)
+        log.info("courriel %s (%s) : %s — %s", row_id, row.kind, outcome.status, outcome.last_error or "ok")
+    return report
+
+
+def after_attempt(attempts_before: int, result: str | DeliveryFailure, now: datetime, policy: RetryPolicy) -> Outcome:
+    """The row's next state, given what the relay answered (a reply string) or how it failed. Pure."""
+    attempts = attempts_before + 1
+    if isinstance(result, str):
+        return Outcome(SENT, attempts, now, refused_part(result), now)
+    if isinstance(result, PermanentFailure):
+        return Outcome(UNDELIVERED, attempts, now, result.answer, None)
+    if attempts >= policy.max_attempts:
+        answer = f"{result.answer} (abandon après {attempts} tentatives)"
+        return Outcome(UNDELIVERED, attempts, now, answer, None)
+    return Outcome(PENDING, attempts, now + policy.delay(attempts), result.answer, None)
+
+
+def due_ids(engine: Engine, now: datetime, limit: int) -> list[int]:
+    """Ids of the pending messages due at `now`, oldest first."""
+    with Session(engine) as session:
+        statement = (
+            select(OutboxMessage.id)
+            .where(OutboxMessage.status == PENDING, col(OutboxMessage.next_attempt_at) <= now)
+            .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
+            .limit(limit)
+        )
+        return [row_id for row_id in session.exec(statement).all() if row_id is not None]
+
+
+def _claim(engine: Engine, row_id: int, now: datetime, lease: timedelta) -> OutboxMessage | None:
+    """Take the row for this dispatcher by pushing its next attempt past the lease; None if taken."""
+    with UnitOfWork(engine) as uow:
+        result = uow.session.execute(
+            update(OutboxMessage)
+            .where(
+                col(OutboxMessage.id) == row_id,
+                col(OutboxMessage.status) == PENDING,
+                col(OutboxMessage.next_attempt_at) <= now,
+            )
+            .values(next_attempt_at=now + lease)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        row = uow.session.get(OutboxMessage, row_id)
+        uow.commit()
+        return row
+
+
+async def _attempt(row: OutboxMessage, sender: Sender, load_attachment: AttachmentLoader) -> str | DeliveryFailure:
+    try:
+        message = to_mime(row, load_attachment)
+    except AttachmentUnavailable as exc:
+        return TransientFailure(str(exc))
+    try:
+        return await sender.send(message)
+    except DeliveryFailure as failure:
+        return failure
+    except Exception as exc:  # a sender bug must not leave the row claimed forever: count it as an attempt
+        log.exception("courriel %s : échec inattendu de l'envoi", row.id)
+        return TransientFailure(f"erreur inattendue : {type(exc).__name__}: {exc}")
+
+
+def _record(engine: Engine, row_id: int, outcome: Outcome) -> None:
+    with UnitOfWork(engine) as uow:
+        uow.session.execute(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id) == row_id, col(OutboxMessage.status) == PENDING)
+            .values(
+                status=outcome.status,
+                attempts=outcome.attempts,
+                next_attempt_at=outcome.next_attempt_at,
+                last_error=outcome.last_error,
+                sent_at=outcome.sent_at,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        uow.commit()
+
+
+# --------------------------------------------------------------------------------------------------
+# Operators' views
+# --------------------------------------------------------------------------------------------------
+
+
+def pending(session: Session) -> list[OutboxMessage]:
+    """Messages not sent yet (including those waiting for a retry), oldest first."""
+    return _with_status(session, PENDING)
+
+
+def undelivered(session: Session) -> list[OutboxMessage]:
+    """Messages given up on, with the relay's answer in `last_error`, oldest first."""
+    return _with_status(session, UNDELIVERED)
+
+
+def requeue(session: Session, outbox_id: int, *, now: datetime | None = None) -> OutboxMessage:
+    """Put an undelivered message back in the queue (e.g. once the relay is fixed); caller commits.
+
+    The retry budget starts again; the last error stays visible until the next attempt.
+    """
+    row = session.get(OutboxMessage, outbox_id)
+    if row is None:
+        raise ValueError(f"aucun courriel n° {outbox_id} dans la file d'envoi")
+    if row.status != UNDELIVERED:
+        raise ValueError(f"le courriel n° {outbox_id} est « {row.status} » : seul un courriel non distribué se renvoie")
+    row.status, row.attempts, row.next_attempt_at = PENDING, 0, now or utcnow()
+    session.add(row)
+    return row
+
+
+def _with_status(session: Session, status: str) -> list[OutboxMessage]:
+    statement = (
+        select(OutboxMessage)
+        .where(OutboxMessage.status == status)
+        .order_by(col(OutboxMessage.created_at), col(OutboxMessage.id))
+    )
+    return list(session.exec(statement).all())
