@@ -212,3 +212,96 @@ def quote_preview(
 
 def main() -> None:  # pragma: no cover
     app()
+
+
+# --------------------------------------------------------------------------------------------------
+# Requests
+# --------------------------------------------------------------------------------------------------
+
+request_app = typer.Typer(help="Demandes de services.", no_args_is_help=True)
+requests_app = typer.Typer(help="Liste des demandes.", no_args_is_help=True)
+app.add_typer(request_app, name="request")
+
+
+@request_app.command("submit")
+@handles_errors
+def request_submit(
+    identifier: str = typer.Argument(..., help="Code INSEE, SIREN ou SIRET"),
+    items: list[str] = typer.Argument(..., help="Articles CODE=QUANTITÉ"),
+    signatory_name: str = typer.Option(..., "--signatory-name", help="Nom du signataire"),
+    signatory_email: str = typer.Option(..., "--signatory-email", help="Courriel du signataire"),
+    signatory_capacity: str = typer.Option("Maire", "--signatory-capacity", help="Qualité du signataire"),
+    siret: str | None = typer.Option(None, "--siret", help="SIRET de facturation"),
+    chorus_service_code: str | None = typer.Option(None, "--chorus-service-code", help="Code service Chorus Pro"),
+    commitment_number: str | None = typer.Option(None, "--commitment-number", help="Numéro d'engagement"),
+    in_process: bool = typer.Option(False, "--in-process", help="Traiter ici, sans serveur Prefect"),
+    as_json: bool = typer.Option(False, "--json", help="Sortie JSON"),
+) -> None:
+    """Dépose une demande et lance son traitement (via Prefect si un serveur est configuré)."""
+    from mairie.schemas import RequestForm, validation_message
+    from mairie.services.submission import submit
+
+    basket = parse_basket(items)
+    try:
+        form = RequestForm(
+            collectivity=identifier,
+            items=[{"code": b.code, "quantity": b.quantity} for b in basket],
+            signatory_name=signatory_name,
+            signatory_email=signatory_email,
+            signatory_capacity=signatory_capacity,
+            siret=siret,
+            chorus_service_code=chorus_service_code,
+            commitment_number=commitment_number,
+        )
+    except ValidationError as exc:
+        raise InvalidInput(validation_message(exc)) from None
+    result = submit(settings(), form, channel="cli", in_process=True if in_process else None)
+    data = {
+        "id": result.request.request_id,
+        "reference": result.request.reference,
+        "status": result.request.status,
+        "collectivity": result.request.collectivity,
+        "flow_run_id": result.flow_run_id,
+        "flow_run_url": result.flow_run_url,
+        "result": result.result,
+    }
+    if as_json:
+        print_json(data)
+        return
+    out.print(f"Demande [bold]{data['reference']}[/] ({data['collectivity']}) : {data['status']}")
+    if result.flow_run_id:
+        out.print(f"Traitement lancé : run {result.flow_run_id}")
+        if result.flow_run_url:
+            out.print(f"Suivi : {result.flow_run_url}")
+    elif result.result:
+        for key in ("quotes", "convention", "approval_url"):
+            if key in result.result:
+                out.print(f"{key} : {result.result[key]}")
+
+
+@requests_app.command("list")
+@handles_errors
+def requests_list(as_json: bool = typer.Option(False, "--json", help="Sortie JSON")) -> None:
+    """Les demandes et leur état, les plus récentes d'abord."""
+    from mairie.services.requests import list_requests
+
+    rows = list_requests(settings())
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="Demandes", title_justify="left")
+    for column in ("Référence", "Collectivité", "Date", "État", "Devis", "Convention"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["reference"],
+            row["collectivity"],
+            row["requested_on"],
+            row["status_label"],
+            ", ".join(row["quotes"]),
+            row["convention"] or "",
+        )
+    out.print(table)
+
+
+app.add_typer(requests_app, name="requests")

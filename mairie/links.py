@@ -62,9 +62,7 @@ def read_approval_token(settings: Settings, token: str) -> ApprovalClaim:
     try:
         data = _serializer(settings, APPROVAL_SALT).loads(token, max_age=max_age)
     except SignatureExpired:
-        raise LinkError(
-            "Ce lien a expiré. Demandez un nouveau lien à l'équipe Mairie Connectée.", status=410
-        ) from None
+        raise LinkError("Ce lien a expiré. Demandez un nouveau lien à l'équipe Mairie Connectée.", status=410) from None
     except BadSignature:
         raise LinkError("Ce lien n'est pas valide : il a été modifié ou il est incomplet.") from None
     try:

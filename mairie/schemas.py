@@ -55,7 +55,9 @@ class RequestForm(BaseModel):
     signatory_email: EmailStr = Field(description="Adresse électronique du signataire")
     signatory_capacity: str = Field(default="Maire", description="Qualité du signataire", min_length=2, max_length=100)
     siret: str | None = Field(default=None, description="SIRET de facturation (Chorus Pro)", max_length=20)
-    chorus_service_code: str | None = Field(default=None, description="Code service Chorus Pro (facultatif)", max_length=100)
+    chorus_service_code: str | None = Field(
+        default=None, description="Code service Chorus Pro (facultatif)", max_length=100
+    )
     commitment_number: str | None = Field(default=None, description="Numéro d'engagement (facultatif)", max_length=100)
     domain_names: list[str] = Field(default_factory=list, description="Noms de domaine souhaités", max_length=20)
     mailbox_names: list[str] = Field(default_factory=list, description="Boîtes aux lettres souhaitées", max_length=200)
@@ -117,7 +119,9 @@ class OperatorAmounts(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    support_amount: Decimal | None = Field(default=None, description="Accompagnement annuel (€)", ge=0, max_digits=10, decimal_places=2)
+    support_amount: Decimal | None = Field(
+        default=None, description="Accompagnement annuel (€)", ge=0, max_digits=10, decimal_places=2
+    )
     item_amounts: dict[str, Decimal] = Field(default_factory=dict, description="Montant TTC total par code d'article")
     comment: str = Field(default="", description="Commentaire (justification du montant)", max_length=2000)
     operator: str = Field(default="opérateur", description="Votre nom", max_length=200)

@@ -669,3 +669,34 @@ def _issued(settings: Settings, session: Session, request: ServiceRequest) -> Qu
         convention_sha256=convention.draft_sha256 or "",
         approval_url=url,
     )
+
+
+def list_requests(settings: Settings, limit: int = 200) -> list[dict[str, Any]]:
+    """The most recent requests with their state, quotes and convention (for `mairie requests list`)."""
+    from models.lifecycle import STATUS_LABELS
+
+    with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
+        session = uow.session
+        requests = session.exec(
+            select(ServiceRequest).order_by(ServiceRequest.id.desc()).limit(limit)  # type: ignore[union-attr]
+        ).all()
+        rows = []
+        for request in requests:
+            collectivity = session.get(Collectivity, request.collectivity_id)
+            quotes = session.exec(select(Quote.number).where(Quote.request_id == request.id)).all()
+            convention = session.exec(select(Convention).where(Convention.request_id == request.id)).first()
+            rows.append(
+                {
+                    "id": request.id,
+                    "reference": request.reference,
+                    "collectivity": collectivity.name if collectivity else "",
+                    "siren": collectivity.siren if collectivity else None,
+                    "requested_on": request.requested_on.isoformat(),
+                    "status": request.status,
+                    "status_label": STATUS_LABELS.get(request.status, request.status),
+                    "quotes": list(quotes),
+                    "convention": convention.reference if convention else None,
+                    "convention_status": convention.status if convention else None,
+                }
+            )
+        return rows
