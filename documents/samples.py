@@ -48,7 +48,7 @@ BASKET = (
     BasketLine("page-internet", 1),
     BasketLine("sauvegarde-mes-n1", 1),
     BasketLine("sauvegarde-abo-n1", 1),
-    BasketLine("stockage-go", 20),
+    BasketLine("stockage-go", 120),
     BasketLine("pack-antivirus-mdp", 5),
 )
 
@@ -124,12 +124,17 @@ def sample_devis(syndicat: Issuer, cdg: Issuer, *, support: bool = False) -> Dev
         collectivity=collectivity,
         priced=_quote(preview, syndicat.code),
         grid_title=grid.title,
-        pending=(
-            PendingLine(
-                "Go de stockage supplémentaire au-delà de 100 Go",
-                "Sur devis, sous réserve de faisabilité : un opérateur fixera le montant.",
-            ),
-        ),
+        pending=_pending(preview, eligibility, grid),
+    )
+
+
+def _pending(preview: QuotePreview, eligibility: Eligibility, grid: Grid) -> tuple[PendingLine, ...]:
+    """The items waiting for an operator amount, with the reason eligibility gave."""
+    reasons = {q.item_code: q.message for q in eligibility.on_quote if q.item_code}
+    return tuple(
+        PendingLine(grid.item(code).label, reasons.get(code, "Sur devis."))
+        for code in preview.pending
+        if grid.has_item(code)
     )
 
 

@@ -1,0 +1,55 @@
+"""The Jinja environment: autoescaping, strict undefined, one environment per process."""
+
+import pytest
+from jinja2 import UndefinedError
+
+from documents import rendering
+from documents.api import devis_html
+from documents.data import Issuer
+from documents.samples import sample_devis
+from mairie.settings import Settings
+
+
+def _issuers():
+    settings = Settings()
+    return Issuer.from_identity(settings.syndicat), Issuer.from_identity(settings.cdg62)
+
+
+def test_one_environment_autoescape_and_strict():
+    env = rendering.environment()
+    assert env is rendering.environment()
+    assert env.from_string("{{ x }}").render(x="<b>&") == "&lt;b&gt;&amp;"
+    with pytest.raises(UndefinedError):
+        env.from_string("{{ missing }}").render()
+
+
+def test_unknown_template_variable_fails_loudly():
+    with pytest.raises(UndefinedError):
+        rendering.render_html("devis")  # no `devis` given
+
+
+def test_misspelt_attribute_fails_loudly():
+    with pytest.raises(UndefinedError):
+        rendering.environment().from_string("{{ devis.numero }}").render(devis=object())
+
+
+def test_names_are_escaped_in_the_html():
+    import dataclasses
+
+    syndicat, cdg = _issuers()
+    devis = sample_devis(syndicat, cdg)
+    name = 'Commune d\'Écœuilly <script>alert("x")</script> & Fils'
+    devis = dataclasses.replace(devis, collectivity=dataclasses.replace(devis.collectivity, name=name))
+    html = devis_html(devis)
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; Fils" in html
+    assert "Écœuilly" in html
+
+
+def test_narrow_spaces_from_other_layers_are_printed_as_no_break_spaces():
+    assert rendering.environment().from_string("{{ t }}").render(t="1\u202f096") == "1\xa0096"
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="unknown document kind"):
+        rendering.stylesheets("bon-de-commande")
