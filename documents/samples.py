@@ -39,7 +39,8 @@ from models.pricing import (
 )
 
 COMMUNES_CSV = Path(__file__).resolve().parents[1] / "models" / "data" / "communes-59-62.csv"
-SAMPLE_INSEE = "62693"
+# Real communes of each department (the reference data has no postcode: these are the real ones).
+SAMPLE_COMMUNES = {"62": ("62693", "62150"), "59": ("59001", "59268")}
 SAMPLE_DATE = date(2026, 11, 24)
 KINDS = ("devis", "devis-accompagnement", "convention", "convention-projet", "facture", "facture-cdg", "avoir")
 BASKET = (
@@ -58,32 +59,42 @@ def sample_grid() -> Grid:
     return load_grid_file(GRIDS_DIR / "2025-07-10.json")
 
 
-def sample_collectivity() -> tuple[Collectivity, Population]:
-    """Rebreuve-Ranchicourt (62) from the reference data, and its legal population (total, 2023)."""
+def sample_collectivity(department: str = "62") -> tuple[Collectivity, Population]:
+    """A real commune of the department from the reference data (Rebreuve-Ranchicourt for 62, Abancourt
+    for 59), and its legal population (total, 2023)."""
+    insee, postcode = SAMPLE_COMMUNES[department]
     with COMMUNES_CSV.open(encoding="utf-8", newline="") as handle:
-        row = next(r for r in csv.DictReader(handle) if r["insee_code"] == SAMPLE_INSEE)
+        row = next(r for r in csv.DictReader(handle) if r["insee_code"] == insee)
     population = Population(int(row["population_totale"]), "total", int(row["vintage"]), "INSEE, populations légales")
     collectivity = Collectivity(
         name=f"Commune de {row['name']}",
         kind_label="commune",
         address="Mairie, 2 place de la Mairie",
-        postcode="62150",
+        postcode=postcode,
         city=row["name"],
         siren=row["siren"],
         siret=row["siren"] + "00013",
         department=row["department"],
         insee_code=row["insee_code"],
-        signatory=Signatory("M. Jean-Marc Delattre", "Maire", "mairie@rebreuve-ranchicourt.example"),
-        email="mairie@rebreuve-ranchicourt.example",
+        signatory=Signatory("M. Jean-Marc Delattre", "Maire", f"maire@{_slug(row['name'])}.example"),
+        email=f"mairie@{_slug(row['name'])}.example",
         chorus_service_code="FACTURES",
     )
     return collectivity, population
 
 
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower().replace("é", "e").replace("è", "e"))
+
+
+def _department(cdg: Issuer) -> str:
+    return "59" if cdg.code.endswith("59") else "62"
+
+
 def sample_preview(syndicat: Issuer, cdg: Issuer) -> tuple[QuotePreview, Eligibility]:
     """The two quotes of the sample request, priced on the real grid."""
     grid = sample_grid()
-    collectivity, population = sample_collectivity()
+    collectivity, population = sample_collectivity(_department(cdg))
     profile = CollectivityProfile("commune", collectivity.name, collectivity.department, population)
     eligibility = assess(profile, grid, basket=[(b.code, b.quantity) for b in BASKET])
     preview = quote_preview(
@@ -104,7 +115,7 @@ def _quote(preview: QuotePreview, issuer_code: str) -> PricedDocument:
 def sample_devis(syndicat: Issuer, cdg: Issuer, *, support: bool = False) -> Devis:
     """The services quote of the syndicat, or (support=True) the support quote of the CDG."""
     preview, eligibility = sample_preview(syndicat, cdg)
-    collectivity, population = sample_collectivity()
+    collectivity, population = sample_collectivity(_department(cdg))
     grid = sample_grid()
     if support:
         return Devis(
@@ -141,7 +152,7 @@ def _pending(preview: QuotePreview, eligibility: Eligibility, grid: Grid) -> tup
 def sample_convention(syndicat: Issuer, cdg: Issuer, *, signed: bool = True) -> Convention:
     """The convention of the sample request; signed by the three parties, or a draft (signed=False)."""
     services, support = sample_devis(syndicat, cdg), sample_devis(syndicat, cdg, support=True)
-    collectivity, _population = sample_collectivity()
+    collectivity = services.collectivity
     shown = (
         ShownDocument("Devis des services", f"{services.number}.pdf", hashlib.sha256(b"devis-services").hexdigest()),
         ShownDocument("Devis d'accompagnement", f"{support.number}.pdf", hashlib.sha256(b"devis-cdg").hexdigest()),
