@@ -401,7 +401,7 @@ class SubscriptionItem(SQLModel, table=True):
     quantity: int
     started_on: date
     ended_on: date | None = None
-    operator_amount: Decimal | None = _money(default=None)  # per-unit TTC set by an operator (on quote)
+    operator_amount: Decimal | None = _money(default=None)  # line total TTC set by an operator (on quote)
 
 
 # --------------------------------------------------------------------------------------------------
