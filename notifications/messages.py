@@ -9,14 +9,14 @@ loudly (StrictUndefined). No I/O here apart from reading the templates.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, Undefined, select_autoescape
 
 from notifications.formatting import date_fr, datetime_fr, euros, number_fr
 
@@ -87,8 +87,20 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(euros=euros, number_fr=number_fr, date_fr=date_fr, datetime_fr=datetime_fr)
+    filters = {"euros": euros, "number_fr": number_fr, "date_fr": date_fr, "datetime_fr": datetime_fr}
+    env.filters.update({name: _strict(function) for name, function in filters.items()})
     return env
+
+
+def _strict(function: Callable[[Any], str]) -> Callable[[Any], str]:
+    """A filter that reports a missing value as the missing key, not as a conversion error."""
+
+    def apply(value: Any) -> str:
+        if isinstance(value, Undefined):
+            str(value)  # StrictUndefined raises UndefinedError naming the key
+        return function(value)
+
+    return apply
 
 
 def build(

@@ -83,16 +83,15 @@ def issue_order(settings: Settings, convention_id: int) -> OrderOutcome:
         request = session.get(ServiceRequest, convention.request_id)
         collectivity = session.get(Collectivity, convention.collectivity_id)
         assert request is not None and collectivity is not None
-        services = next((q for q in _quotes(session, request.id) if q.issuer_code == convention.syndicat_code), None)  # type: ignore[arg-type]
-        lines = (
-            list(
+        assert request.id is not None
+        services = next((q for q in _quotes(session, request.id) if q.issuer_code == convention.syndicat_code), None)
+        lines: list[QuoteLine] = []
+        if services is not None:
+            lines = list(
                 session.exec(
-                    select(QuoteLine).where(QuoteLine.quote_id == services.id).order_by(QuoteLine.position)
+                    select(QuoteLine).where(QuoteLine.quote_id == services.id).order_by(QuoteLine.position)  # type: ignore[arg-type]
                 ).all()
-            )  # type: ignore[arg-type]
-            if services
-            else []
-        )
+            )
         contacts = session.exec(
             select(Contact).where(Contact.collectivity_id == collectivity.id, Contact.active == True)  # noqa: E712
         ).all()
