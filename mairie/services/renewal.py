@@ -1,0 +1,230 @@
+"""The yearly renewal campaign: a review (dry run) of every live subscription, then — after an operator's
+approval — one invoice per subscription, issuer and year.
+
+Each subscription is invoiced in its own transaction (numbers, rows, PDFs, outbox), and the unique
+(subscription, issuer, year) constraint makes every re-run, resume after a crash or retried task a no-op
+for what was already issued: no duplicate, no gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from sqlmodel import Session, select
+
+from mairie.database import unit_of_work
+from mairie.services.billing import IssuedInvoice, existing_invoice, issue_invoice
+from mairie.services.quoting import vat_regime
+from mairie.settings import Settings
+from models.catalog import Grid, grid_in_force
+from models.db import reachable
+from models.eligibility import Eligibility, assess
+from models.entities import Collectivity, Invoice, Subscription, SubscriptionItem
+from models.errors import InvalidInput
+from models.reference_data import stored_grids
+from models.renewal import LiveItem, RenewalPlan, plan_renewal
+from models.repository import find
+
+
+def renewal_date(settings: Settings, year: int) -> date:
+    return date(year, settings.renewal_month, settings.renewal_day)
+
+
+@dataclass(frozen=True)
+class ReviewLine:
+    subscription_id: int
+    collectivity: str
+    siren: str
+    last_year: dict[str, Decimal | None]
+    this_year: dict[str, Decimal]
+    reasons: tuple[str, ...]
+    pending: tuple[str, ...]
+    already_issued: tuple[str, ...]  # issuers whose invoice for the year exists
+
+
+@dataclass
+class CampaignReview:
+    year: int
+    renewal_date: date
+    grid: str
+    lines: list[ReviewLine] = field(default_factory=list)
+
+    def totals(self) -> dict[str, Decimal]:
+        result: dict[str, Decimal] = {}
+        for line in self.lines:
+            for issuer, amount in line.this_year.items():
+                result[issuer] = result.get(issuer, Decimal("0.00")) + amount
+        return result
+
+    def last_totals(self) -> dict[str, Decimal]:
+        result: dict[str, Decimal] = {}
+        for line in self.lines:
+            for issuer, amount in line.last_year.items():
+                if amount is not None:
+                    result[issuer] = result.get(issuer, Decimal("0.00")) + amount
+        return result
+
+
+def live_subscriptions(session: Session, year: int, on: date) -> list[Subscription]:
+    """Subscriptions active on the renewal date that started before the year (their first invoice was
+    an earlier year's)."""
+    rows = session.exec(
+        select(Subscription).where(Subscription.status == "active").order_by(Subscription.id)  # type: ignore[arg-type]
+    ).all()
+    return [s for s in rows if s.started_on < date(year, 1, 1) and (s.ended_on is None or s.ended_on > on)]
+
+
+def _verdict(settings: Settings, session: Session, collectivity: Collectivity, grid: Grid, on: date) -> Eligibility:
+    found = find(session, collectivity.insee_code or collectivity.siren, on)
+    return assess(
+        found.profile(settings.population_kind), grid, public_establishment_fee=settings.public_establishment_fee
+    )
+
+
+def plan_for(
+    settings: Settings, session: Session, subscription: Subscription, year: int, grids: list[Grid]
+) -> tuple[Collectivity, RenewalPlan]:
+    """The renewal plan of one subscription (pure rules over what the database says)."""
+    on = renewal_date(settings, year)
+    previous_on = renewal_date(settings, year - 1)
+    grid = grid_in_force(grids, on)
+    previous_candidates = [g for g in grids if g.effective_from <= previous_on]
+    previous_grid = grid_in_force(previous_candidates, previous_on) if previous_candidates else None
+    collectivity = session.get(Collectivity, subscription.collectivity_id)
+    assert collectivity is not None
+    items = session.exec(select(SubscriptionItem).where(SubscriptionItem.subscription_id == subscription.id)).all()
+    cdg = next(i for i in settings.issuers() if i.code == subscription.cdg_code)
+    verdict = _verdict(settings, session, collectivity, grid, on)
+    previous = _verdict(settings, session, collectivity, previous_grid or grid, previous_on)
+    plan = plan_renewal(
+        items=[LiveItem(i.item_code, i.quantity, i.started_on, i.ended_on, i.operator_amount) for i in items],
+        year=year,
+        renewal_date=on,
+        grid=grid,
+        previous_grid=previous_grid,
+        verdict=verdict,
+        previous_verdict=previous,
+        support_amount=subscription.support_amount,
+        syndicat=settings.syndicat.code,
+        syndicat_vat=vat_regime(settings.syndicat),
+        cdg_vat=vat_regime(cdg),
+    )
+    return collectivity, plan
+
+
+def _last_year(session: Session, subscription: Subscription, year: int) -> dict[str, Decimal | None]:
+    rows = session.exec(
+        select(Invoice).where(Invoice.subscription_id == subscription.id, Invoice.billing_year == year - 1)
+    ).all()
+    return {row.issuer_code: row.total_ttc for row in rows}
+
+
+def review(settings: Settings, year: int, progress: Callable[[int, int], None] | None = None) -> CampaignReview:
+    """The dry run: per collectivity, last year's and this year's totals per issuer, and why they differ."""
+    on = renewal_date(settings, year)
+    with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
+        session = uow.session
+        grids = stored_grids(session)
+        result = CampaignReview(year=year, renewal_date=on, grid=grid_in_force(grids, on).code)
+        subscriptions = live_subscriptions(session, year, on)
+        for index, subscription in enumerate(subscriptions, start=1):
+            collectivity, plan = plan_for(settings, session, subscription, year, grids)
+            assert subscription.id is not None
+            issued = tuple(
+                d.issuer
+                for d in plan.documents
+                if existing_invoice(session, subscription.id, d.issuer, year) is not None
+            )
+            result.lines.append(
+                ReviewLine(
+                    subscription_id=subscription.id,
+                    collectivity=collectivity.name,
+                    siren=collectivity.siren,
+                    last_year=_last_year(session, subscription, year),
+                    this_year={d.issuer: d.total_ttc for d in plan.documents},
+                    reasons=plan.reasons,
+                    pending=plan.pending,
+                    already_issued=issued,
+                )
+            )
+            if progress:
+                progress(index, len(subscriptions))
+        return result
+
+
+@dataclass
+class CampaignResult:
+    year: int
+    issued: list[IssuedInvoice] = field(default_factory=list)
+    existing: list[IssuedInvoice] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+
+
+def issue(
+    settings: Settings,
+    year: int,
+    *,
+    exclude: Iterable[str] = (),
+    subscription_ids: Iterable[int] | None = None,
+    today: date | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> CampaignResult:
+    """Issue the renewal invoices of the year, one transaction per subscription. `exclude` lists SIRENs
+    (or INSEE codes) the operator left out. Running it again issues only what is missing."""
+    excluded = {e.strip() for e in exclude if e.strip()}
+    on = renewal_date(settings, year)
+    day = today or on
+    if day.year != year:
+        raise InvalidInput(f"les factures de renouvellement {year} sont datées de {year} (pas du {day:%d/%m/%Y})")
+    result = CampaignResult(year)
+    with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
+        targets = [s.id for s in live_subscriptions(uow.session, year, on)]
+        grids = stored_grids(uow.session)
+    if subscription_ids is not None:
+        wanted = set(subscription_ids)
+        targets = [t for t in targets if t in wanted]
+    for index, subscription_id in enumerate(targets, start=1):
+        _issue_one(settings, subscription_id, year, day, excluded, result, grids)  # type: ignore[arg-type]
+        if progress:
+            progress(index, len(targets))
+    return result
+
+
+def _issue_one(
+    settings: Settings,
+    subscription_id: int,
+    year: int,
+    day: date,
+    excluded: set[str],
+    result: CampaignResult,
+    grids: list[Grid],
+) -> None:
+    with unit_of_work(settings) as uow:
+        session = uow.session
+        subscription = session.get(Subscription, subscription_id)
+        assert subscription is not None
+        collectivity, plan = plan_for(settings, session, subscription, year, grids)
+        if collectivity.siren in excluded or (collectivity.insee_code or "") in excluded:
+            result.excluded.append(collectivity.siren)
+            return
+        if plan.pending:
+            result.pending.append(f"{collectivity.name} ({collectivity.siren}) : {', '.join(plan.pending)}")
+        for priced in plan.documents:
+            invoice = issue_invoice(
+                session,
+                settings,
+                subscription=subscription,
+                priced=priced,
+                kind="renewal",
+                year=year,
+                issued_on=day,
+                delivery_date=renewal_date(settings, year),
+                period=(date(year, 1, 1), date(year, 12, 31)),
+                period_label=f"renouvellement {year}",
+            )
+            (result.issued if invoice.created else result.existing).append(invoice)
+        uow.commit()
