@@ -1,0 +1,140 @@
+"""Recurring billing: the yearly renewal campaign (review, operator approval, issue), the daily
+reminders, and the outbox that sends every email."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from prefect import flow, get_run_logger, pause_flow_run, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.input import RunInput
+from pydantic import Field
+
+from mairie.formatting import PARIS, euros
+from mairie.services import billing, renewal
+from mairie.services.mail import dispatch
+from mairie.settings import get_settings
+
+
+class CampaignApproval(RunInput):
+    """The operator's decision on a renewal campaign's review."""
+
+    approve: bool = Field(description="Cocher pour émettre les factures de la campagne")
+    exclude: list[str] = Field(
+        default_factory=list, description="SIREN ou codes INSEE des collectivités à exclure de la campagne"
+    )
+    operator: str = Field(default="opérateur", description="Votre nom")
+
+
+@task(cache_policy=NO_CACHE)
+def review(year: int) -> renewal.CampaignReview:
+    """Compute every renewal invoice of the year without issuing anything."""
+    return renewal.review(get_settings(), year)
+
+
+@task(cache_policy=NO_CACHE)
+def issue(year: int, exclude: list[str], today: date | None) -> dict[str, Any]:
+    """Issue the year's renewal invoices (one transaction per subscription; re-runs issue only what is missing)."""
+    result = renewal.issue(get_settings(), year, exclude=exclude, today=today)
+    return {
+        "issued": [i.number for i in result.issued],
+        "existing": [i.number for i in result.existing],
+        "excluded": result.excluded,
+        "pending": result.pending,
+    }
+
+
+@task(cache_policy=NO_CACHE)
+def send_mail() -> dict[str, int]:
+    report = dispatch(get_settings())
+    return {"sent": len(report.sent), "retry": len(report.retried), "undelivered": len(report.undelivered)}
+
+
+def publish_review(result: renewal.CampaignReview) -> None:
+    """The dry run as the operator reads it: per collectivity and issuer, last year, this year, why."""
+    rows = []
+    for line in result.lines:
+        for issuer in sorted(set(line.this_year) | {k for k, v in line.last_year.items() if v is not None}):
+            before = line.last_year.get(issuer)
+            after = line.this_year.get(issuer)
+            rows.append(
+                {
+                    "collectivité": line.collectivity,
+                    "SIREN": line.siren,
+                    "émetteur": issuer,
+                    f"{result.year - 1}": euros(before) if before is not None else "—",
+                    f"{result.year}": euros(after) if after is not None else "—",
+                    "écart": euros(after - before) if before is not None and after is not None else "—",
+                    "raisons": " ; ".join(line.reasons) or "—",
+                    "à saisir": ", ".join(line.pending) or "",
+                    "déjà émise": "oui" if issuer in line.already_issued else "",
+                }
+            )
+    create_table_artifact(
+        key=f"revue-renouvellement-{result.year}",
+        table=rows,
+        description=f"Revue de la campagne {result.year} (rien n'est encore émis)",
+    )
+    totals = result.totals()
+    last = result.last_totals()
+    lines = [
+        f"# Campagne de renouvellement {result.year}",
+        "",
+        f"Date de renouvellement : {result.renewal_date:%d/%m/%Y} · grille {result.grid} · "
+        f"{len(result.lines)} abonnements",
+        "",
+        "| émetteur | année précédente | cette année |",
+        "|---|---|---|",
+    ]
+    for issuer in sorted(set(totals) | set(last)):
+        lines.append(f"| {issuer} | {euros(last.get(issuer, 0))} | {euros(totals.get(issuer, 0))} |")
+    create_markdown_artifact(key=f"totaux-renouvellement-{result.year}", markdown="\n".join(lines))
+
+
+@flow(name="campagne-renouvellement", log_prints=False)
+def renewal_campaign(
+    year: int | None = None, approval_timeout_s: int = 7 * 86400, today: date | None = None
+) -> dict[str, Any]:
+    """Yearly: publish the review, wait for an operator's approval in the UI, then issue and email."""
+    logger = get_run_logger()
+    year = year or datetime.now(PARIS).year
+    result = review(year)
+    publish_review(result)
+    if not result.lines:
+        return {"year": year, "issued": [], "note": "aucun abonnement à renouveler"}
+    decision = pause_flow_run(wait_for_input=CampaignApproval, timeout=approval_timeout_s)
+    if not decision.approve:
+        logger.warning("Campagne %s refusée par %s : rien n'est émis.", year, decision.operator)
+        return {"year": year, "issued": [], "refused_by": decision.operator}
+    outcome = issue(year, decision.exclude, today)
+    outcome["mail"] = send_mail()
+    create_markdown_artifact(
+        key=f"emission-renouvellement-{year}",
+        markdown=f"# Campagne {year} émise par {decision.operator}\n\n- factures émises : {len(outcome['issued'])}"
+        f"\n- déjà émises : {len(outcome['existing'])}\n- exclues : {', '.join(outcome['excluded']) or '—'}"
+        f"\n- montants à saisir : {'; '.join(outcome['pending']) or '—'}",
+    )
+    return {"year": year, **outcome}
+
+
+@flow(name="relances-impayes", log_prints=False)
+def payment_reminders(today: date | None = None) -> dict[str, Any]:
+    """Daily: one email per reminder level of each unpaid invoice (7, 21, 45 days after due), then the
+    hand-over to the public accountant."""
+    day = today or datetime.now(PARIS).date()
+    report = billing.run_reminders(get_settings(), day)
+    mail = send_mail()
+    if report.handed_over:
+        create_markdown_artifact(
+            key="transmis-comptable",
+            markdown="# Factures transmises au comptable public\n\n" + "\n".join(f"- {n}" for n in report.handed_over),
+        )
+    return {"reminders": report.sent, "handed_over": report.handed_over, "mail": mail}
+
+
+@flow(name="envoi-courriels", log_prints=False)
+def outbox() -> dict[str, int]:
+    """Every minute: send the due emails of the outbox (retries with backoff; 5xx left undelivered)."""
+    return send_mail()

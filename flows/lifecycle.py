@@ -1,0 +1,150 @@
+"""The lifecycle after the quotes: signatures (reminders, expiry, operator countersignature), the
+provisioning handoff when a convention comes into force, delivery and the first invoices.
+
+Nothing here holds a process while a mayor thinks it over: the state lives in the database, and the
+scheduled `suivi-conventions` run picks up whatever changed (a decision taken on the approval page while
+Prefect was down included).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from mairie.formatting import PARIS, euros
+from mairie.services import approvals, provisioning
+from mairie.services.mail import dispatch
+from mairie.settings import get_settings
+
+
+@task(cache_policy=NO_CACHE)
+def housekeeping() -> approvals.HousekeepingReport:
+    """Signature reminders (7 and 14 days by default) and expiry (30 days)."""
+    return approvals.signature_housekeeping(get_settings())
+
+
+@task(cache_policy=NO_CACHE)
+def pending_handoffs() -> list[int]:
+    """Conventions in force whose provisioning order is not issued yet."""
+    return approvals.conventions_in_force_without_order(get_settings())
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10)
+def handoff(convention_id: int) -> provisioning.OrderOutcome:
+    """Issue the provisioning order of a convention in force (idempotent)."""
+    return provisioning.issue_order(get_settings(), convention_id)
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=30)
+def webhook(payload: dict[str, Any]) -> int | None:
+    """Post the order to the syndicat's system when a webhook URL is configured."""
+    return provisioning.post_webhook(get_settings(), payload)
+
+
+@task(cache_policy=NO_CACHE)
+def send_mail() -> int:
+    """Send what the outbox holds; failures stay queued with their backoff."""
+    return len(dispatch(get_settings()).sent)
+
+
+def publish_order(order: provisioning.OrderOutcome) -> None:
+    payload = order.payload
+    rows = [
+        {
+            "bon": order.number,
+            "convention": payload["convention"],
+            "collectivité": payload["collectivity"]["name"],
+            "article": i["label"],
+            "code": i["code"],
+            "quantité": i["quantity"],
+            "état": order.status,
+        }
+        for i in payload["items"]
+    ]
+    create_table_artifact(key="bon-de-commande", table=rows, description=f"Bon de commande {order.number}")
+
+
+@flow(name="suivi-conventions", log_prints=False)
+def follow_conventions() -> dict[str, Any]:
+    """Scheduled: signature reminders and expiry, then the handoff of every convention that came into force."""
+    logger = get_run_logger()
+    report = housekeeping()
+    orders = []
+    for convention_id in pending_handoffs():
+        order = handoff(convention_id)
+        if order.created:
+            webhook(order.payload)
+            publish_order(order)
+        orders.append(order.number)
+    sent = send_mail()
+    logger.info("Relances %s, expirées %s, bons %s, courriels %s", report.reminders, report.expired, orders, sent)
+    return {"reminders": report.reminders, "expired": report.expired, "orders": orders, "sent": sent}
+
+
+@flow(name="contre-signature-operateur", log_prints=False)
+def operator_countersign(
+    convention: str,
+    party: Literal["cdg", "syndicat", "collectivity"],
+    signatory_name: str,
+    signatory_capacity: str,
+    operator: str,
+    certified: bool = False,
+) -> dict[str, Any]:
+    """An operator records a party's signature on its behalf (recorded as such in the evidence)."""
+    settings = get_settings()
+    outcome = approvals.countersign_as_operator(
+        settings, convention, party, operator, approvals.Decision(signatory_name, signatory_capacity, certified)
+    )
+    if outcome.in_force:
+        follow_conventions()
+    else:
+        send_mail()
+    return {
+        "convention": outcome.convention,
+        "party": outcome.party,
+        "status": outcome.status,
+        "already_decided": outcome.already_decided,
+        "in_force": outcome.in_force,
+    }
+
+
+@flow(name="accuse-reception-commande", log_prints=False)
+def acknowledge_order(order: str, by: str) -> dict[str, Any]:
+    """The syndicat (or an operator for it) acknowledges a provisioning order."""
+    result = provisioning.acknowledge(get_settings(), order, by)
+    return {"order": result.number, "status": result.status, "changed": result.created}
+
+
+@flow(name="livraison-commande", log_prints=False)
+def deliver_order(
+    order: str, by: str, delivered_on: date | None = None, items: list[str] | None = None
+) -> dict[str, Any]:
+    """Mark an order's items (or all) delivered; when complete, the subscription starts and the first
+    invoices of both issuers are issued, emailed and filed for deposit."""
+    day = delivered_on or datetime.now(PARIS).date()
+    result = provisioning.deliver(get_settings(), order, by, day, items)
+    sent = send_mail()
+    if result.invoices:
+        create_table_artifact(
+            key="premieres-factures",
+            table=[
+                {"facture": i.number, "émetteur": i.issuer, "total TTC": euros(i.total_ttc), "nouvelle": i.created}
+                for i in result.invoices
+            ],
+            description=f"Premières factures du bon {result.order}",
+        )
+    create_markdown_artifact(
+        key="livraison",
+        markdown=f"# Bon {result.order} : {result.status}\n\nLivrés : {', '.join(result.delivered) or 'aucun'}"
+        f"\n\nCourriels envoyés : {sent}",
+    )
+    return {
+        "order": result.order,
+        "status": result.status,
+        "delivered": result.delivered,
+        "invoices": [i.number for i in result.invoices],
+    }
