@@ -44,7 +44,7 @@ class Issuer:
     bic: str | None = None
     signatory: Signatory | None = None
     payment_term_days: int = 30
-    accountant: str = "Comptable public assignataire (DGFiP)"
+    accountant: str = "comptable public assignataire (DGFiP)"
     phone: str | None = None
     website: str | None = None
     logo_svg: str | None = None  # an SVG document; printed in the header when given

@@ -1,0 +1,171 @@
+"""Benchmark of the documents (run by hand: `.venv/bin/python bench/documents.py`); prints, asserts nothing.
+
+1. ms per document of each kind, full pipeline (Jinja2 + WeasyPrint + Factur-X + SHA-256 + store),
+   against a bare WeasyPrint render of the same HTML with the same prepared stylesheets and fonts.
+2. The Factur-X invoice against a naive render of the same invoice: CSS inlined and parsed per render,
+   a fresh font configuration, the system's DejaVu fonts, then the same Factur-X embedding.
+3. 200 invoices on 1 and on 2 processes (workers warmed up before the clock starts).
+
+Targets (issue #4): overhead ≤ 20 % over bare; invoice ≤ 0.35 × naive; 2 processes ≥ 1.7 × faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import multiprocessing as mp
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from weasyprint import HTML
+
+from documents import api, rendering
+from documents.data import Issuer
+from documents.facturx_pdf import embed_facturx
+from documents.samples import sample_convention, sample_devis, sample_facture
+from documents.store import DocumentStore
+from mairie.settings import Settings
+
+
+def issuers() -> tuple[Issuer, Issuer]:
+    settings = Settings()
+    return Issuer.from_identity(settings.syndicat), Issuer.from_identity(settings.cdg62)
+
+
+def timed(fn: Callable[[], object], repeat: int) -> float:
+    """Median ms of `repeat` calls, after one warm-up call."""
+    fn()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
+def bare(html: str, kind: str, variant: str) -> Callable[[], bytes]:
+    """WeasyPrint alone on the same HTML, with the same prepared stylesheets and font configuration."""
+    base_url = str(rendering.ROOT / kind) + "/"
+    sheets = list(rendering.stylesheets(kind))
+
+    def run() -> bytes:
+        return HTML(string=html, base_url=base_url).write_pdf(
+            stylesheets=sheets, font_config=rendering.font_config(), pdf_variant=variant
+        )
+
+    return run
+
+
+def naive_invoice(facture) -> Callable[[], bytes]:  # type: ignore[no-untyped-def]
+    """What a first implementation does: CSS in a <style> parsed per render, DejaVu Sans from the system,
+    a new font configuration each time; then the same Factur-X step."""
+    css = (rendering.SHARED / "base.css").read_text() + (rendering.ROOT / "facture" / "style.css").read_text()
+    css = re.sub(r"@font-face\s*{[^}]*}", "", css).replace('"Inter"', '"DejaVu Sans"')
+    html = api.facture_html(facture).replace("</head>", f"<style>{css}</style></head>")
+    xml = api.build_cii(facture)
+
+    def run() -> bytes:
+        pdf = HTML(string=html, base_url=str(rendering.ROOT / "facture") + "/").write_pdf(pdf_variant="pdf/a-3b")
+        return embed_facturx(pdf, xml, title=facture.number, author=facture.issuer.name)
+
+    return run
+
+
+def per_kind(repeat: int) -> None:
+    syndicat, cdg = issuers()
+    store = DocumentStore(tempfile.mkdtemp(prefix="bench-docs-"))
+    cases = {
+        "devis": (sample_devis(syndicat, cdg), api.render_devis, api.devis_html, api.ARCHIVE_VARIANT),
+        "devis CDG": (sample_devis(syndicat, cdg, support=True), api.render_devis, api.devis_html,
+                      api.ARCHIVE_VARIANT),
+        "convention": (sample_convention(syndicat, cdg), api.render_convention, api.convention_html,
+                       api.ARCHIVE_VARIANT),
+        "facture": (sample_facture(syndicat, cdg), api.render_facture, api.facture_html, api.FACTURX_VARIANT),
+        "facture CDG": (sample_facture(syndicat, cdg, support=True), api.render_facture, api.facture_html,
+                        api.FACTURX_VARIANT),
+        "avoir": (None, api.render_avoir, api.avoir_html, api.FACTURX_VARIANT),
+    }
+    from documents.samples import sample_avoir
+
+    cases["avoir"] = (sample_avoir(syndicat, cdg), *cases["avoir"][1:])
+    print(f"{'document':<13}{'pages':>6}{'ours ms':>10}{'bare ms':>10}{'overhead':>10}")
+    for name, (doc, render, to_html, variant) in cases.items():
+        kind = name.split()[0]
+        ours_ms = timed(lambda doc=doc, render=render: store.put(render(doc)), repeat)
+        bare_ms = timed(bare(to_html(doc), kind, variant), repeat)
+        pages = render(doc).count(b"/Type /Page\n") or _pages(render(doc))
+        print(f"{name:<13}{pages:>6}{ours_ms:>10.1f}{bare_ms:>10.1f}{(ours_ms / bare_ms - 1) * 100:>9.1f}%")
+    facture = sample_facture(syndicat, cdg)
+    ours_ms = timed(lambda: store.put(api.render_facture(facture)), repeat)
+    naive_ms = timed(naive_invoice(facture), repeat)
+    print(f"\nfacture (1 page, Factur-X): ours {ours_ms:.1f} ms, naive DejaVu {naive_ms:.1f} ms, "
+          f"ratio {ours_ms / naive_ms:.2f} (target ≤ 0.35)")
+
+
+def _pages(pdf: bytes) -> int:
+    import io
+
+    from pypdf import PdfReader
+
+    return len(PdfReader(io.BytesIO(pdf)).pages)
+
+
+# --- throughput ---------------------------------------------------------------------------------
+
+_WORKER: dict[str, object] = {}
+
+
+def _init_worker(root: str) -> None:
+    syndicat, cdg = issuers()
+    _WORKER["facture"] = sample_facture(syndicat, cdg)
+    _WORKER["store"] = DocumentStore(root)
+    rendering.warm_up()
+    api.render_facture(_WORKER["facture"])  # type: ignore[arg-type]
+
+
+def _ready(_: int) -> None:
+    return None
+
+
+def _one_invoice(index: int) -> str:
+    facture = dataclasses.replace(_WORKER["facture"], number=f"LFN-FAC-2026-{index:05d}")  # type: ignore[type-var]
+    store: DocumentStore = _WORKER["store"]  # type: ignore[assignment]
+    return store.put(api.render_facture(facture)).sha256
+
+
+def throughput(count: int, processes: int) -> float:
+    """Seconds to render and store `count` distinct invoices on `processes` warmed-up workers."""
+    ctx = mp.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="bench-docs-") as root, ctx.Pool(
+        processes, initializer=_init_worker, initargs=(root,)
+    ) as pool:
+        pool.map(_ready, range(processes * 4), chunksize=1)
+        start = time.perf_counter()
+        hashes = pool.map(_one_invoice, range(1, count + 1), chunksize=4)
+        elapsed = time.perf_counter() - start
+    assert len(set(hashes)) == count
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--repeat", type=int, default=15, help="renders per measure (median)")
+    parser.add_argument("--invoices", type=int, default=200)
+    args = parser.parse_args()
+    rendering.warm_up()
+    per_kind(args.repeat)
+    one = throughput(args.invoices, 1)
+    two = throughput(args.invoices, 2)
+    print(f"\n{args.invoices} invoices: 1 process {one:.2f} s ({args.invoices / one:.1f}/s), "
+          f"2 processes {two:.2f} s ({args.invoices / two:.1f}/s), speed-up {one / two:.2f}× (target ≥ 1.7)")
+
+
+if __name__ == "__main__":
+    main()
