@@ -19,7 +19,7 @@ MONTHS = (
 def number_fr(value: int) -> str:
     """`41234` → `41 234` (narrow no-break space between thousands)."""
     digits = str(abs(int(value)))
-    groups = []
+    groups: list[str] = []
     while digits:
         groups.insert(0, digits[-3:])
         digits = digits[:-3]

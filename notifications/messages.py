@@ -87,7 +87,12 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    filters = {"euros": euros, "number_fr": number_fr, "date_fr": date_fr, "datetime_fr": datetime_fr}
+    filters: dict[str, Callable[[Any], str]] = {
+        "euros": euros,
+        "number_fr": number_fr,
+        "date_fr": date_fr,
+        "datetime_fr": datetime_fr,
+    }
     env.filters.update({name: _strict(function) for name, function in filters.items()})
     return env
 
