@@ -1,0 +1,300 @@
+"""The approval pages, all scoped by a signed link: read, sign (with a confirmation step), decline (with a
+confirmation step), ask a question, open the documents bound to the link.
+
+Every POST carries the link's CSRF token; nothing is ever changed by a GET. A decision recorded, the
+browser is sent back to the page (303), which then shows the decision already taken.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from mairie.links import LinkError, documents_digest
+from mairie.services import approvals
+from mairie.services.approvals import ApprovalView, Decision
+from mairie.web.presenting import NOTICES, build_page
+from mairie.web.rendering import render, settings_of
+from mairie.web.security import csrf_token, csrf_valid, evidence_of, same_origin
+from models.errors import InvalidInput
+
+router = APIRouter(prefix="/approbation/{token}", include_in_schema=False)
+
+TOKEN_MAX = 1024
+TEXT_MAX = 4000
+SIGN_ANCHORS = {"nom": "nom", "qualite": "qualite", "habilite": "habilite", "deliberation": "deliberation"}
+
+
+class FormRefused(Exception):
+    """A POST without the link's CSRF token, or posted from another site."""
+
+
+def _check_token(token: str) -> None:
+    if len(token) > TOKEN_MAX:
+        raise LinkError("Ce lien n'est pas valide : il a été modifié ou il est incomplet.")
+
+
+def _check_post(request: Request, token: str, csrf: str) -> None:
+    _check_token(token)
+    settings = settings_of(request)
+    if not same_origin(request, settings) or not csrf_valid(settings, token, csrf):
+        raise FormRefused
+
+
+def _urls(request: Request, token: str) -> dict[str, str]:
+    names = {
+        "page": "approval_page",
+        "sign": "approval_sign",
+        "sign_confirm": "approval_sign_confirm",
+        "decline": "approval_decline",
+        "decline_confirm": "approval_decline_confirm",
+        "question": "approval_question",
+    }
+    return {key: str(request.url_for(name, token=token)) for key, name in names.items()}
+
+
+def _page_response(
+    request: Request,
+    token: str,
+    view: ApprovalView,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, Any] | None = None,
+    open_section: str | None = None,
+    notice: str | None = None,
+    anchors: dict[str, str] | None = None,
+) -> Response:
+    settings = settings_of(request)
+    page = build_page(request, settings, token, view)
+    return render(
+        request,
+        "approval.html",
+        {
+            "page": page,
+            "csrf": csrf_token(settings, token),
+            "urls": _urls(request, token),
+            "errors": errors or {},
+            "values": values or {},
+            "anchors": anchors or {},
+            "open_section": open_section,
+            "notice": notice,
+        },
+        status_code=422 if errors else page.status_code,
+    )
+
+
+def _back_to_page(request: Request, token: str, notice: str | None = None) -> RedirectResponse:
+    url = request.url_for("approval_page", token=token)
+    if notice:
+        url = url.include_query_params(enregistre=notice)
+    return RedirectResponse(str(url), status_code=303)
+
+
+@router.get("", name="approval_page")
+def approval_page(request: Request, token: str, enregistre: str | None = None) -> Response:
+    """The page of a link: the documents and the three actions, or the decision already taken."""
+    _check_token(token)
+    view = approvals.view(settings_of(request), token)
+    return _page_response(request, token, view, notice=NOTICES.get(enregistre or ""))
+
+
+@router.get("/documents/{filename}", name="approval_document")
+def approval_document(request: Request, token: str, filename: str) -> Response:
+    """A PDF bound to the link (the quotes, the draft convention, the final convention once in force)."""
+    _check_token(token)
+    name, content = approvals.document_for(settings_of(request), token, filename)
+    safe = "".join(c for c in name if c.isalnum() or c in "-_.") or "document.pdf"
+    return Response(
+        content,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{safe}"'},
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Accept and sign
+# ------------------------------------------------------------------------------------------------
+
+
+def sign_errors(name: str, capacity: str, certified: bool, deliberation: str) -> dict[str, str]:
+    """Field-by-field problems of the signature form (the service checks the same again on record)."""
+    errors = {}
+    if len(name.strip()) < 2:
+        errors["nom"] = "Indiquez vos nom et prénom."
+    elif len(name) > 200:
+        errors["nom"] = "Le nom est trop long (200 caractères au plus)."
+    if len(capacity.strip()) < 2:
+        errors["qualite"] = "Indiquez votre qualité (maire, président…)."
+    elif len(capacity) > 100:
+        errors["qualite"] = "La qualité est trop longue (100 caractères au plus)."
+    if len(deliberation) > 300:
+        errors["deliberation"] = "La référence est trop longue (300 caractères au plus)."
+    if not certified:
+        errors["habilite"] = "Cochez la case certifiant que vous êtes habilité(e) à signer."
+    return errors
+
+
+@router.post("/signer", name="approval_sign")
+def approval_sign(
+    request: Request,
+    token: str,
+    csrf: Annotated[str, Form()] = "",
+    nom: Annotated[str, Form()] = "",
+    qualite: Annotated[str, Form()] = "",
+    deliberation: Annotated[str, Form()] = "",
+    habilite: Annotated[str, Form()] = "",
+) -> Response:
+    """Check the signature form and show what will be signed; nothing is recorded yet."""
+    _check_post(request, token, csrf)
+    settings = settings_of(request)
+    view = approvals.view(settings, token)
+    page = build_page(request, settings, token, view)
+    if page.state != "form":
+        return _back_to_page(request, token)
+    values = {
+        "nom": nom.strip(),
+        "qualite": qualite.strip(),
+        "deliberation": deliberation.strip(),
+        "habilite": habilite,
+    }
+    errors = sign_errors(nom, qualite, bool(habilite), deliberation)
+    if errors:
+        return _page_response(request, token, view, errors=errors, values=values, anchors=SIGN_ANCHORS)
+    return render(
+        request,
+        "confirm_sign.html",
+        {
+            "page": page,
+            "decision": values,
+            "digest": documents_digest(view.documents),
+            "csrf": csrf_token(settings, token),
+            "urls": _urls(request, token),
+        },
+    )
+
+
+@router.post("/signer/confirmer", name="approval_sign_confirm")
+def approval_sign_confirm(
+    request: Request,
+    token: str,
+    csrf: Annotated[str, Form()] = "",
+    nom: Annotated[str, Form()] = "",
+    qualite: Annotated[str, Form()] = "",
+    deliberation: Annotated[str, Form()] = "",
+    habilite: Annotated[str, Form()] = "",
+    documents: Annotated[str, Form()] = "",
+) -> Response:
+    """Record the signature of the documents confirmed, with the evidence of this request."""
+    _check_post(request, token, csrf)
+    settings = settings_of(request)
+    view = approvals.view(settings, token)
+    if view.approval_status == "pending" and documents != documents_digest(view.documents):
+        raise LinkError(
+            "Les documents ont changé depuis l'affichage de la page de confirmation : rien n'a été signé. "
+            "Rouvrez le lien et vérifiez-les à nouveau.",
+            status=409,
+        )
+    values = {"nom": nom, "qualite": qualite, "deliberation": deliberation, "habilite": habilite}
+    errors = sign_errors(nom, qualite, bool(habilite), deliberation)
+    if errors and view.approval_status == "pending":
+        return _page_response(request, token, view, errors=errors, values=values, anchors=SIGN_ANCHORS)
+    decision = Decision(nom.strip(), qualite.strip(), bool(habilite), deliberation.strip() or None)
+    try:
+        outcome = approvals.sign(settings, token, decision, evidence_of(request, settings))
+    except InvalidInput as exc:
+        return _page_response(request, token, view, errors={"nom": str(exc)}, values=values, anchors=SIGN_ANCHORS)
+    return _back_to_page(request, token, None if outcome.already_decided else "signature")
+
+
+# ------------------------------------------------------------------------------------------------
+# Decline
+# ------------------------------------------------------------------------------------------------
+
+
+def decline_errors(name: str, reason: str) -> dict[str, str]:
+    errors = {}
+    if not reason.strip():
+        errors["motif"] = "Indiquez le motif du refus."
+    elif len(reason) > TEXT_MAX:
+        errors["motif"] = "Le motif est trop long (4 000 caractères au plus)."
+    if len(name) > 200:
+        errors["nom-refus"] = "Le nom est trop long (200 caractères au plus)."
+    return errors
+
+
+@router.post("/refuser", name="approval_decline")
+def approval_decline(
+    request: Request,
+    token: str,
+    csrf: Annotated[str, Form()] = "",
+    nom: Annotated[str, Form()] = "",
+    motif: Annotated[str, Form()] = "",
+) -> Response:
+    """Check the decline form and ask for confirmation; nothing is recorded yet."""
+    _check_post(request, token, csrf)
+    settings = settings_of(request)
+    view = approvals.view(settings, token)
+    page = build_page(request, settings, token, view)
+    if page.state != "form":
+        return _back_to_page(request, token)
+    errors = decline_errors(nom, motif)
+    if errors:
+        values = {"nom-refus": nom, "motif": motif}
+        return _page_response(request, token, view, errors=errors, values=values, open_section="refuser")
+    return render(
+        request,
+        "confirm_decline.html",
+        {
+            "page": page,
+            "decline": {"nom": nom.strip() or view.signatory_name, "motif": motif.strip()},
+            "csrf": csrf_token(settings, token),
+            "urls": _urls(request, token),
+        },
+    )
+
+
+@router.post("/refuser/confirmer", name="approval_decline_confirm")
+def approval_decline_confirm(
+    request: Request,
+    token: str,
+    csrf: Annotated[str, Form()] = "",
+    nom: Annotated[str, Form()] = "",
+    motif: Annotated[str, Form()] = "",
+) -> Response:
+    """Record the decline: the convention ends and the other parties are told why."""
+    _check_post(request, token, csrf)
+    settings = settings_of(request)
+    errors = decline_errors(nom, motif)
+    if errors:
+        view = approvals.view(settings, token)
+        values = {"nom-refus": nom, "motif": motif}
+        return _page_response(request, token, view, errors=errors, values=values, open_section="refuser")
+    outcome = approvals.decline(settings, token, motif, nom, evidence_of(request, settings))
+    return _back_to_page(request, token, None if outcome.already_decided else "refus")
+
+
+# ------------------------------------------------------------------------------------------------
+# Question
+# ------------------------------------------------------------------------------------------------
+
+
+@router.post("/question", name="approval_question")
+def approval_question(
+    request: Request,
+    token: str,
+    csrf: Annotated[str, Form()] = "",
+    question: Annotated[str, Form()] = "",
+) -> Response:
+    """Forward a question to the operators (nothing else changes)."""
+    _check_post(request, token, csrf)
+    settings = settings_of(request)
+    try:
+        approvals.ask_question(settings, token, question, evidence_of(request, settings))
+    except InvalidInput as exc:
+        view = approvals.view(settings, token)
+        return _page_response(
+            request, token, view, errors={"question": str(exc)}, values={"question": question}, open_section="question"
+        )
+    return _back_to_page(request, token, "question")
