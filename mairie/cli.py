@@ -305,3 +305,254 @@ def requests_list(as_json: bool = typer.Option(False, "--json", help="Sortie JSO
 
 
 app.add_typer(requests_app, name="requests")
+
+
+# --------------------------------------------------------------------------------------------------
+# Mail server, documents (commands written beside their packages)
+# --------------------------------------------------------------------------------------------------
+
+from mairie.cli_documents import documents_app  # noqa: E402
+from mairie.cli_mail import mail_list, mail_server  # noqa: E402
+
+app.add_typer(documents_app, name="documents")
+app.command("mail-server")(mail_server)
+mail_app = typer.Typer(help="Dossier du serveur SMTP local.", no_args_is_help=True)
+mail_app.command("list")(mail_list)
+app.add_typer(mail_app, name="mail")
+
+
+# --------------------------------------------------------------------------------------------------
+# Lifecycle view
+# --------------------------------------------------------------------------------------------------
+
+collectivity_app = typer.Typer(help="Collectivités.", no_args_is_help=True)
+app.add_typer(collectivity_app, name="collectivity")
+
+
+@collectivity_app.command("show")
+@handles_errors
+def collectivity_show(
+    identifier: str = typer.Argument(..., help="Code INSEE, SIREN ou SIRET"),
+    as_json: bool = typer.Option(False, "--json", help="Sortie JSON"),
+) -> None:
+    """Toute l'histoire d'une collectivité : demandes, devis, convention, commande, abonnement, factures."""
+    from mairie.services.story import collectivity_story
+
+    story = collectivity_story(settings(), identifier)
+    if as_json:
+        print_json(story)
+        return
+    from mairie.services.story import print_story
+
+    print_story(out, story)
+
+
+# --------------------------------------------------------------------------------------------------
+# Orders, conventions
+# --------------------------------------------------------------------------------------------------
+
+order_app = typer.Typer(help="Bons de commande (remise au syndicat).", no_args_is_help=True)
+app.add_typer(order_app, name="order")
+
+
+@order_app.command("acknowledge")
+@handles_errors
+def order_acknowledge(number: str, by: str = typer.Option(..., "--by", help="Qui accuse réception")) -> None:
+    """Accuse réception d'un bon de commande (une seule fois)."""
+    from mairie.services.provisioning import acknowledge
+
+    result = acknowledge(settings(), number, by)
+    out.print(f"{result.number} : {result.status}" + ("" if result.created else " (déjà accusé)"))
+
+
+@order_app.command("deliver")
+@handles_errors
+def order_deliver(
+    number: str,
+    by: str = typer.Option(..., "--by", help="Qui a livré"),
+    on: str | None = typer.Option(None, "--date", help="Date de livraison (AAAA-MM-JJ)"),
+    items: list[str] = typer.Option([], "--item", help="Code d'article livré (tous si absent)"),
+) -> None:
+    """Marque des articles (ou tous) livrés ; à la livraison complète, premières factures."""
+    from mairie.services.mail import dispatch
+    from mairie.services.provisioning import deliver
+
+    result = deliver(settings(), number, by, parse_day(on), items or None)
+    dispatch(settings())
+    out.print(f"{result.order} : {result.status} ; livrés : {', '.join(result.delivered) or 'aucun'}")
+    for invoice in result.invoices:
+        out.print(f"Facture {invoice.number} ({invoice.issuer}) : {euros(invoice.total_ttc)}")
+
+
+convention_app = typer.Typer(help="Conventions.", no_args_is_help=True)
+app.add_typer(convention_app, name="convention")
+
+
+@convention_app.command("countersign")
+@handles_errors
+def convention_countersign(
+    reference: str,
+    party: str = typer.Option(..., "--party", help="cdg, syndicat ou collectivity"),
+    name: str = typer.Option(..., "--name", help="Nom du signataire"),
+    capacity: str = typer.Option(..., "--capacity", help="Qualité du signataire"),
+    operator: str = typer.Option(..., "--operator", help="Opérateur qui enregistre"),
+    certified: bool = typer.Option(False, "--certified", help="Habilitation du signataire vérifiée"),
+) -> None:
+    """Enregistre la signature d'une partie par un opérateur (tracée comme telle)."""
+    from mairie.services.approvals import Decision, countersign_as_operator
+    from mairie.services.mail import dispatch
+
+    result = countersign_as_operator(settings(), reference, party, operator, Decision(name, capacity, certified))  # type: ignore[arg-type]
+    dispatch(settings())
+    state = "déjà décidé" if result.already_decided else result.status
+    out.print(f"{result.convention} : {result.party} {state}" + (" — convention en vigueur" if result.in_force else ""))
+
+
+# --------------------------------------------------------------------------------------------------
+# Renewal, payments, credit notes
+# --------------------------------------------------------------------------------------------------
+
+
+@app.command()
+@handles_errors
+def renew(
+    year: int = typer.Argument(..., help="Année de renouvellement"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Revue seulement : rien n'est émis"),
+    exclude: list[str] = typer.Option([], "--exclude", help="SIREN ou code INSEE à exclure"),
+    yes: bool = typer.Option(False, "--yes", help="Émettre sans confirmation interactive"),
+    as_json: bool = typer.Option(False, "--json", help="Sortie JSON"),
+) -> None:
+    """Campagne de renouvellement : revue (--dry-run), puis émission des factures après confirmation."""
+    from rich.progress import Progress
+
+    from mairie.services import renewal
+
+    if not 2000 <= year <= 2100:
+        raise InvalidInput(f"année {year} invalide")
+    with Progress(console=err, transient=True) as progress:
+        bar = progress.add_task("Calcul de la revue", total=None)
+        review = renewal.review(settings(), year, progress=lambda i, n: progress.update(bar, completed=i, total=n))
+    if as_json and dry_run:
+        print_json(_review_json(review))
+        return
+    _print_review(review)
+    if dry_run:
+        return
+    if not yes and not typer.confirm(f"Émettre les factures de renouvellement {year} ?", default=False):
+        out.print("Rien n'est émis.")
+        raise typer.Exit(1)
+    with Progress(console=err, transient=True) as progress:
+        bar = progress.add_task("Émission des factures", total=len(review.lines))
+        result = renewal.issue(
+            settings(), year, exclude=exclude, progress=lambda i, n: progress.update(bar, completed=i, total=n)
+        )
+    from mairie.services.mail import dispatch
+
+    sent = dispatch(settings())
+    out.print(
+        f"Factures émises : {len(result.issued)} ; déjà émises : {len(result.existing)} ; "
+        f"exclues : {len(result.excluded)} ; courriels envoyés : {len(sent.sent)}"
+    )
+    for pending in result.pending:
+        out.print(f"[yellow]Montant à saisir :[/] {pending}")
+
+
+def _review_json(review: Any) -> dict[str, Any]:
+    return {
+        "year": review.year,
+        "renewal_date": review.renewal_date.isoformat(),
+        "grid": review.grid,
+        "collectivities": [
+            {
+                "name": line.collectivity,
+                "siren": line.siren,
+                "last_year": {k: (None if v is None else f"{v:.2f}") for k, v in line.last_year.items()},
+                "this_year": {k: f"{v:.2f}" for k, v in line.this_year.items()},
+                "reasons": list(line.reasons),
+                "pending": list(line.pending),
+                "already_issued": list(line.already_issued),
+            }
+            for line in review.lines
+        ],
+        "totals": {k: f"{v:.2f}" for k, v in review.totals().items()},
+        "last_year_totals": {k: f"{v:.2f}" for k, v in review.last_totals().items()},
+    }
+
+
+def _print_review(review: Any) -> None:
+    table = Table(
+        title=f"Renouvellement {review.year} (au {review.renewal_date:%d/%m/%Y}, grille {review.grid})",
+        title_justify="left",
+    )
+    for column in ("Collectivité", "Émetteur", str(review.year - 1), str(review.year), "Raisons"):
+        table.add_column(column, justify="right" if column.isdigit() else "left")
+    for line in review.lines:
+        for issuer in sorted(set(line.this_year) | {k for k, v in line.last_year.items() if v is not None}):
+            before, after = line.last_year.get(issuer), line.this_year.get(issuer)
+            table.add_row(
+                line.collectivity,
+                issuer,
+                euros(before) if before is not None else "—",
+                euros(after) if after is not None else "—",
+                " ; ".join(line.reasons),
+            )
+    out.print(table)
+    for issuer, total in sorted(review.totals().items()):
+        out.print(f"Total {issuer} : {euros(total)} (année précédente : {euros(review.last_totals().get(issuer, 0))})")
+
+
+payments_app = typer.Typer(help="Paiements.", no_args_is_help=True)
+app.add_typer(payments_app, name="payments")
+
+
+@payments_app.command("record")
+@handles_errors
+def payments_record(
+    number: str = typer.Argument(..., help="Numéro de facture"),
+    amount: str = typer.Argument(..., help="Montant payé (ex. 80,50)"),
+    on: str = typer.Option(..., "--date", help="Date du paiement (AAAA-MM-JJ)"),
+    reference: str | None = typer.Option(None, "--reference", help="Référence du virement"),
+) -> None:
+    """Enregistre un paiement (partiel possible ; au-delà du reste à payer, refusé)."""
+    from mairie.services.billing import record_payment
+    from models.money import parse_amount
+
+    result = record_payment(settings(), number, parse_amount(amount), parse_day(on), reference=reference)
+    out.print(f"{result['invoice']} : {result['status']} ; reste à payer {result['amount_due']} €")
+
+
+@payments_app.command("import")
+@handles_errors
+def payments_import(path: str = typer.Argument(..., help="Fichier CSV")) -> None:
+    """Importe des paiements : colonnes invoice_number, amount, paid_on, reference (tout ou rien)."""
+    from pathlib import Path
+
+    from mairie.services.billing import import_payments
+
+    file = Path(path)
+    if not file.is_file():
+        raise InvalidInput(f"fichier introuvable : {path}")
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path} n'est pas un fichier texte UTF-8") from None
+    rows = import_payments(settings(), text)
+    out.print(f"{len(rows)} paiements enregistrés.")
+
+
+invoices_app = typer.Typer(help="Factures.", no_args_is_help=True)
+app.add_typer(invoices_app, name="invoices")
+
+
+@invoices_app.command("credit")
+@handles_errors
+def invoices_credit(
+    number: str = typer.Argument(..., help="Numéro de la facture à annuler"),
+    reason: str = typer.Option(..., "--reason", help="Motif de l'avoir"),
+    on: str | None = typer.Option(None, "--date", help="Date de l'avoir (AAAA-MM-JJ)"),
+) -> None:
+    """Émet un avoir qui annule une facture, dans la séquence de l'émetteur."""
+    from mairie.services.billing import credit_invoice
+
+    result = credit_invoice(settings(), number, reason, parse_day(on))
+    out.print(f"Avoir {result['credit_note']} sur {result['invoice']} : {result['total_ttc']} €")
