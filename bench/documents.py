@@ -41,13 +41,19 @@ def issuers() -> tuple[Issuer, Issuer]:
 
 def timed(fn: Callable[[], object], repeat: int) -> float:
     """Median ms of `repeat` calls, after one warm-up call."""
-    fn()
-    samples = []
+    return timed_pair(fn, fn, repeat)[0]
+
+
+def timed_pair(a: Callable[[], object], b: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Median ms of `a` and of `b`, run alternately so that machine noise hits both alike."""
+    a(), b()
+    times_a, times_b = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
+        for fn, times in ((a, times_a), (b, times_b)):
+            start = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times_a), statistics.median(times_b)
 
 
 def bare(html: str, kind: str, variant: str) -> Callable[[], bytes]:
@@ -98,15 +104,31 @@ def per_kind(repeat: int) -> None:
     print(f"{'document':<13}{'pages':>6}{'ours ms':>10}{'bare ms':>10}{'overhead':>10}")
     for name, (doc, render, to_html, variant) in cases.items():
         kind = name.split()[0]
-        ours_ms = timed(lambda doc=doc, render=render: store.put(render(doc)), repeat)
-        bare_ms = timed(bare(to_html(doc), kind, variant), repeat)
-        pages = render(doc).count(b"/Type /Page\n") or _pages(render(doc))
+        ours_ms, bare_ms = timed_pair(
+            lambda doc=doc, render=render: store.put(render(doc)), bare(to_html(doc), kind, variant), repeat
+        )
+        pages = _pages(render(doc))
         print(f"{name:<13}{pages:>6}{ours_ms:>10.1f}{bare_ms:>10.1f}{(ours_ms / bare_ms - 1) * 100:>9.1f}%")
-    facture = sample_facture(syndicat, cdg)
-    ours_ms = timed(lambda: store.put(api.render_facture(facture)), repeat)
-    naive_ms = timed(naive_invoice(facture), repeat)
-    print(f"\nfacture (1 page, Factur-X): ours {ours_ms:.1f} ms, naive DejaVu {naive_ms:.1f} ms, "
-          f"ratio {ours_ms / naive_ms:.2f} (target ≤ 0.35)")
+    for facture in (sample_facture(syndicat, cdg), sample_facture(syndicat, cdg, support=True)):
+        ours = lambda f=facture: store.put(api.render_facture(f))  # noqa: E731
+        ours_ms, naive_ms = timed_pair(ours, naive_invoice(facture), repeat)
+        print(f"\n{facture.number} ({_pages(api.render_facture(facture))} page, Factur-X): ours {ours_ms:.1f} ms, "
+              f"naive DejaVu {naive_ms:.1f} ms, ratio {ours_ms / naive_ms:.2f} (target ≤ 0.35)")
+        slow_ms = _without_harfbuzz_subset(naive_invoice(facture), repeat)
+        print(f"  naive DejaVu without libharfbuzz-subset0 (fontTools subsetting): {slow_ms:.1f} ms, "
+              f"ratio {ours_ms / slow_ms:.2f}")
+
+
+def _without_harfbuzz_subset(fn: Callable[[], object], repeat: int) -> float:
+    """Time `fn` as WeasyPrint runs on a machine without libharfbuzz-subset0 (it subsets with fontTools)."""
+    import weasyprint.pdf.fonts as pdf_fonts
+
+    saved = pdf_fonts.harfbuzz_subset
+    pdf_fonts.harfbuzz_subset = None
+    try:
+        return timed(fn, repeat)
+    finally:
+        pdf_fonts.harfbuzz_subset = saved
 
 
 def _pages(pdf: bytes) -> int:
