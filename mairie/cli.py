@@ -18,6 +18,7 @@ from rich.table import Table
 from mairie.formatting import PARIS, euros, number
 from mairie.presenters import eligibility_json, preview_json
 from mairie.settings import Settings, get_settings
+from mairie.stack import StackError
 from models.errors import DomainError, InvalidInput, StorageUnavailable
 from models.pricing import BasketLine
 
@@ -50,6 +51,8 @@ def handles_errors(func: F) -> F:
             return func(*args, **kwargs)
         except StorageUnavailable as exc:
             fail(str(exc), 3)
+        except StackError as exc:
+            fail(str(exc), 4)
         except DomainError as exc:
             fail(str(exc))
         except ValidationError as exc:
@@ -556,3 +559,75 @@ def invoices_credit(
 
     result = credit_invoice(settings(), number, reason, parse_day(on))
     out.print(f"Avoir {result['credit_note']} sur {result['invoice']} : {result['total_ttc']} €")
+
+
+# --------------------------------------------------------------------------------------------------
+# The whole stack
+# --------------------------------------------------------------------------------------------------
+
+
+@app.command()
+@handles_errors
+def up(
+    prefect_host: str = typer.Option("127.0.0.1", "--prefect-host", help="Adresse de l'API et de l'interface Prefect"),
+    prefect_port: int = typer.Option(4200, "--prefect-port", help="Port de l'API et de l'interface Prefect"),
+) -> None:
+    """Démarre tout : serveur et interface Prefect, déploiements, page d'approbation, serveur SMTP local."""
+    import os
+
+    from mairie import stack
+
+    s = settings()
+    stack.check_exposure(prefect_host, s.prefect_auth_string)
+    with stack.single_instance(s) as lock:
+        for what, host, port in (("Prefect", prefect_host, prefect_port), ("SMTP", s.smtp_host, s.smtp_port)):
+            if not stack.port_free(host, port):
+                raise stack.StackError(f"le port {port} ({what}) est déjà pris sur {host} : choisissez-en un autre.")
+        urls = stack.urls(s, prefect_host, prefect_port)
+        env = stack.prefect_env(s, urls.prefect_api, s.prefect_auth_string)
+        os.environ.update({k: v for k, v in env.items() if k.startswith("PREFECT_")})  # before Prefect is imported
+        logs = s.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        from mairie.services.setup import initialise
+        from notifications.mailserver import LoopbackMailServer
+
+        out.print("Initialisation de la base…")
+        initialise(s)
+        mail = LoopbackMailServer(s.mail_path, host=s.smtp_host, port=s.smtp_port).start()
+        prefect = web = None
+        try:
+            out.print("Démarrage du serveur Prefect…")
+            prefect = stack.start_prefect_server(
+                s, prefect_host, prefect_port, s.prefect_auth_string, logs / "prefect-server.log"
+            )
+            stack.wait_until(
+                lambda: stack.http_ok(f"{urls.prefect_api}/health", s.prefect_auth_string),
+                "le serveur Prefect",
+                90,
+                prefect,
+            )
+            web = stack.start_web(s, env, logs / "web.log")
+            stack.wait_until(
+                lambda: stack.http_ok(f"{s.public_url.rstrip('/')}/health"), "la page d'approbation", 30, web
+            )
+            stack.write_lock_info(lock, urls)
+            out.print(
+                f"\n[bold green]Mairie Connectée tourne.[/]\n"
+                f"  Interface Prefect      : {urls.prefect_ui}\n"
+                f"  Page d'approbation     : {urls.approval}\n"
+                f"  SMTP local             : {urls.smtp} → {urls.mail_folder}\n"
+                f"  Données                : {urls.data_dir}\n"
+                f"  Journaux               : {logs}\n"
+                "Dans un autre terminal : « mairie demo ». Ctrl-C pour tout arrêter.\n"
+            )
+            from prefect import serve
+
+            serve(*stack.deployments(s), print_starting_message=False)  # type: ignore[arg-type]
+        except KeyboardInterrupt:
+            pass
+        finally:
+            out.print("Arrêt…")
+            stack.stop(web)
+            stack.stop(prefect)
+            mail.stop()
+            out.print("Arrêté.")

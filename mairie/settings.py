@@ -169,8 +169,9 @@ class Settings(BaseSettings):
     operators_email: str = "operateurs@mairie-connectee.example"
     mail_dir: Path | None = None  # default: data_dir / "mail" (the loopback server's folder)
 
-    # Prefect UI, for links in operators' emails
+    # Prefect UI, for links in operators' emails; auth ("user:password") required beyond loopback
     prefect_ui_url: str = "http://127.0.0.1:4200"
+    prefect_auth_string: str | None = None
 
     # Links and the approval page
     public_url: str = "http://127.0.0.1:8090"

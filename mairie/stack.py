@@ -1,0 +1,214 @@
+"""`mairie up`: the whole stack on one machine, on the embedded defaults.
+
+- a local Prefect server with its UI (SQLite under the data directory), as a child process;
+- the loopback SMTP server keeping every message in the mail folder (a thread);
+- the approval web app (a child process);
+- every deployment of `flows.deployments` served from this process (schedules in Europe/Paris).
+
+A lock file in the data directory makes a second `mairie up` say that one is running instead of failing
+on a taken port. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.error import URLError
+from urllib.parse import urlsplit
+from urllib.request import Request, urlopen
+
+from mairie.settings import Settings
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class StackError(Exception):
+    """The stack cannot start; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class StackUrls:
+    prefect_ui: str
+    prefect_api: str
+    approval: str
+    smtp: str
+    mail_folder: str
+    data_dir: str
+
+
+def urls(settings: Settings, prefect_host: str, prefect_port: int) -> StackUrls:
+    base = f"http://{prefect_host}:{prefect_port}"
+    return StackUrls(
+        prefect_ui=base,
+        prefect_api=f"{base}/api",
+        approval=settings.public_url,
+        smtp=f"{settings.smtp_host}:{settings.smtp_port}",
+        mail_folder=str(settings.mail_path),
+        data_dir=str(settings.data_dir),
+    )
+
+
+@contextlib.contextmanager
+def single_instance(settings: Settings) -> Iterator[Path]:
+    """Hold the data directory's lock for the stack's lifetime; a second `mairie up` is told who runs."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / "up.lock"
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        info = handle.read().strip()
+        handle.close()
+        detail = ""
+        with contextlib.suppress(ValueError):
+            data = json.loads(info)
+            detail = f" (pid {data['pid']}, interface Prefect : {data['prefect_ui']})"
+        raise StackError(
+            f"« mairie up » tourne déjà pour {settings.data_dir}{detail}. Arrêtez-le (Ctrl-C) d'abord."
+        ) from None
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            handle.truncate(0)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def write_lock_info(path: Path, stack: StackUrls) -> None:
+    with path.open("r+") as handle:
+        handle.truncate(0)
+        handle.write(json.dumps({"pid": os.getpid(), "prefect_ui": stack.prefect_ui, "approval": stack.approval}))
+
+
+def check_exposure(host: str, auth: str | None) -> None:
+    """The Prefect API and UI never listen beyond loopback without authentication."""
+    if host not in LOOPBACK and not auth:
+        raise StackError(
+            f"Prefect écouterait sur {host} sans authentification : définissez MAIRIE_PREFECT_AUTH_STRING "
+            "(utilisateur:mot-de-passe) ou restez sur 127.0.0.1."
+        )
+
+
+def wait_until(
+    check: Callable[[], bool], what: str, timeout: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise StackError(f"{what} s'est arrêté au démarrage (code {process.returncode}) ; voir son journal.")
+        if check():
+            return
+        time.sleep(0.3)
+    raise StackError(f"{what} ne répond pas après {timeout:.0f} s.")
+
+
+def http_ok(url: str, auth: str | None = None) -> bool:
+    request = Request(url)
+    if auth:
+        import base64
+
+        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    try:
+        with urlopen(request, timeout=2) as response:
+            return bool(response.status == 200)
+    except (URLError, OSError, ValueError):
+        return False
+
+
+def port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def prefect_env(settings: Settings, api_url: str, auth: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PREFECT_HOME"] = str(settings.data_dir / "prefect")
+    env["PREFECT_API_URL"] = api_url
+    env["PREFECT_UI_URL"] = api_url.removesuffix("/api")
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    env.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    if auth:
+        env["PREFECT_SERVER_API_AUTH_STRING"] = auth
+        env["PREFECT_API_AUTH_STRING"] = auth
+    return env
+
+
+def start_prefect_server(
+    settings: Settings, host: str, port: int, auth: str | None, log: Path
+) -> subprocess.Popen[bytes]:
+    prefect = Path(sys.executable).with_name("prefect")
+    env = prefect_env(settings, f"http://{host}:{port}/api", auth)
+    handle = log.open("ab")
+    return subprocess.Popen(
+        [str(prefect), "server", "start", "--host", host, "--port", str(port)],
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def start_web(settings: Settings, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    parts = urlsplit(settings.public_url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or 8090
+    handle = log.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-c", "from mairie.cli import app; app()", "web", "--host", host, "--port", str(port)],
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop(process: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
+def deployments(settings: Settings) -> list[object]:
+    """Every deployment of the catalogue, with its schedule in Europe/Paris, ready for `serve`."""
+    from prefect.schedules import Cron, Interval
+
+    from flows.deployments import TIMEZONE, catalogue
+
+    result = []
+    for spec in catalogue(settings.renewal_month, settings.renewal_day):
+        schedules = []
+        if spec.cron:
+            schedules.append(Cron(spec.cron, timezone=TIMEZONE))
+        if spec.interval_s:
+            schedules.append(Interval(spec.interval_s, timezone=TIMEZONE))
+        result.append(
+            spec.load().to_deployment(  # type: ignore[attr-defined]
+                name=spec.name, schedules=schedules or None, description=spec.description, tags=["mairie-connectee"]
+            )
+        )
+    return result
