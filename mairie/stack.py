@@ -212,3 +212,40 @@ def deployments(settings: Settings) -> list[object]:
             )
         )
     return result
+
+
+def running(settings: Settings) -> dict[str, str] | None:
+    """What `mairie up` wrote in its lock file, if a stack holds it now (for the CLI and `mairie demo`)."""
+    path = settings.data_dir / "up.lock"
+    if not path.exists():
+        return None
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            with contextlib.suppress(ValueError):
+                return dict(json.loads(handle.read()))
+            return None
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+@contextlib.contextmanager
+def prefect_of_running_stack(settings: Settings) -> Iterator[bool]:
+    """Point Prefect's client at the running stack when PREFECT_API_URL is not set; yields whether an API
+    is configured."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield True
+        return
+    info = running(settings)
+    if info is None:
+        yield False
+        return
+    updates = {PREFECT_API_URL: f"{info['prefect_ui']}/api", PREFECT_UI_URL: info["prefect_ui"]}
+    if settings.prefect_auth_string:
+        updates[PREFECT_API_AUTH_STRING] = settings.prefect_auth_string
+    with temporary_settings(updates=updates):
+        yield True

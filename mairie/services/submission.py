@@ -24,21 +24,17 @@ class Submission:
     result: dict[str, Any] | None  # when processed in this process
 
 
-def prefect_api_configured() -> bool:
-    from prefect.settings import PREFECT_API_URL
-
-    return bool(PREFECT_API_URL.value())
-
-
 def submit(settings: Settings, form: RequestForm, *, channel: str, on: date | None = None,
            in_process: bool | None = None) -> Submission:
     """Register a request, then start its processing (Prefect deployment or in process)."""
+    from mairie.stack import prefect_of_running_stack
+
     day = on or datetime.now(PARIS).date()
     outcome = register_request(settings, form, channel=channel, on=day)
-    use_api = prefect_api_configured() if in_process is None else not in_process
-    if use_api:
-        run_id, url = start_deployment(outcome.request_id, day)
-        return Submission(outcome, run_id, url, None)
+    with prefect_of_running_stack(settings) as api:
+        if api and not in_process:
+            run_id, url = start_deployment(outcome.request_id, day)
+            return Submission(outcome, run_id, url, None)
     from flows.intake import process_request
 
     result = process_request(outcome.request_id, day)
