@@ -221,6 +221,10 @@ class Signature:
     user_agent: str | None = None
     operator: str | None = None  # the operator who recorded it on the party's behalf, if any
 
+    def __post_init__(self) -> None:
+        if self.signed_at.tzinfo is None:
+            raise InvalidInput("l'heure d'une signature doit porter son fuseau (UTC de préférence)")
+
 
 @dataclass(frozen=True)
 class ShownDocument:
@@ -253,6 +257,15 @@ class Convention:
     def draft(self) -> bool:
         """A convention is a draft ("PROJET") until the three parties have signed."""
         return {s.party for s in self.signatures} != {"collectivite", "cdg", "syndicat"}
+
+    def __post_init__(self) -> None:
+        if self.grid.effective_from > self.convention_date:
+            raise InvalidInput(
+                f"la grille {self.grid.code} n'est pas encore en vigueur le {self.convention_date:%d/%m/%Y}"
+            )
+        parties = [s.party for s in self.signatures]
+        if len(parties) != len(set(parties)):
+            raise InvalidInput("une partie ne signe qu'une fois la convention")
 
     def signature_of(self, party: Party) -> Signature | None:
         return next((s for s in self.signatures if s.party == party), None)

@@ -53,3 +53,23 @@ def test_narrow_spaces_from_other_layers_are_printed_as_no_break_spaces():
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="unknown document kind"):
         rendering.stylesheets("bon-de-commande")
+
+
+def test_convention_refuses_a_grid_not_yet_in_force_and_naive_times():
+    import dataclasses
+    from datetime import date, datetime
+
+    from documents.data import Signature
+    from documents.samples import sample_convention
+    from models.errors import InvalidInput
+
+    syndicat, cdg = _issuers()
+    convention = sample_convention(syndicat, cdg)
+    with pytest.raises(InvalidInput, match="pas encore en vigueur"):
+        dataclasses.replace(convention, convention_date=date(2025, 7, 9))
+    with pytest.raises(InvalidInput, match="fuseau"):
+        Signature("cdg", "X", "Président", datetime(2026, 1, 1, 12, 0), "127.0.0.1")
+    with pytest.raises(InvalidInput, match="qu'une fois"):
+        dataclasses.replace(convention, signatures=convention.signatures + convention.signatures[:1])
+    assert not convention.draft
+    assert dataclasses.replace(convention, signatures=convention.signatures[:2]).draft
