@@ -6,6 +6,7 @@ opens as is.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from datetime import date
@@ -72,6 +73,11 @@ def new_convention(
 @pytest.fixture
 def convention(settings: Settings) -> QuotesOutcome:
     return new_convention(settings)
+
+
+def shown(response: Any) -> str:
+    """The text of an HTML response with entities decoded (the page escapes apostrophes)."""
+    return html.unescape(response.text)
 
 
 def path_of(url: str) -> str:

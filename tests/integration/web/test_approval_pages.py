@@ -20,6 +20,7 @@ from tests.integration.web.conftest import (
     link_in,
     outbox,
     path_of,
+    shown,
     sign_fields,
     sign_through_page,
     snapshot,
@@ -32,7 +33,7 @@ def test_page_shows_collectivity_quotes_band_and_documents(client: TestClient, c
 
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
-    html = page.text
+    html = shown(page)
     assert '<html lang="fr">' in html
     assert "Regnauville" in html and convention.convention in html
     assert "220 habitants" in html and "moins de 500 habitants" in html
@@ -67,11 +68,11 @@ def test_sign_with_confirmation_then_the_next_signatory_gets_their_own_link(
     confirm = client.post(f"{url}/signer", data=sign_fields(csrf, deliberation="Délibération n° 2026-14"))
 
     assert confirm.status_code == 200
-    assert "Confirmez votre signature" in confirm.text
+    assert "Confirmez votre signature" in shown(confirm)
     for quote in convention.quotes:
-        assert quote.sha256 in confirm.text
-    assert convention.convention_sha256 in confirm.text
-    assert "Délibération n° 2026-14" in confirm.text
+        assert quote.sha256 in shown(confirm)
+    assert convention.convention_sha256 in shown(confirm)
+    assert "Délibération n° 2026-14" in shown(confirm)
     assert snapshot(settings) == before, "the confirmation page records nothing"
 
     fields = sign_fields(csrf, deliberation="Délibération n° 2026-14", documents=hidden(confirm.text, "documents"))
@@ -83,9 +84,7 @@ def test_sign_with_confirmation_then_the_next_signatory_gets_their_own_link(
     assert mayor.status == "signed" and mayor.decided_name == "Jeanne Dupont" and mayor.decided_capacity == "Maire"
     assert mayor.certified_authority and mayor.deliberation_ref == "Délibération n° 2026-14"
     assert mayor.ip_address == "testclient" and mayor.user_agent == BROWSER
-    assert set(mayor.document_hashes.values()) == {q.sha256 for q in convention.quotes} | {
-        convention.convention_sha256
-    }
+    assert set(mayor.document_hashes.values()) == {q.sha256 for q in convention.quotes} | {convention.convention_sha256}
     with unit_of_work(settings) as uow:
         signed = uow.session.exec(select(AuditEvent).where(AuditEvent.action == "convention.signed")).one()
         uow.session.expunge_all()
@@ -98,14 +97,14 @@ def test_sign_with_confirmation_then_the_next_signatory_gets_their_own_link(
     assert token_of(cdg_link) != token_of(convention.approval_url)
     cdg_page = client.get(path_of(cdg_link))
     assert cdg_page.status_code == 200
-    assert "Il revient au Centre de gestion de la contresigner" in cdg_page.text
+    assert "Il revient au Centre de gestion de la contresigner" in shown(cdg_page)
 
     again = client.get(url)
     assert again.status_code == 200
-    assert "Convention déjà signée" in again.text
-    assert "Jeanne Dupont" in again.text and moment(mayor.decided_at) in again.text  # type: ignore[arg-type]
-    assert "heure de Paris" in again.text
-    assert 'action="' + f"http://testserver{url}/signer" + '"' not in again.text, "no signing form any more"
+    assert "Convention déjà signée" in shown(again)
+    assert "Jeanne Dupont" in shown(again) and moment(mayor.decided_at) in shown(again)  # type: ignore[arg-type]
+    assert "heure de Paris" in shown(again)
+    assert 'action="' + f"http://testserver{url}/signer" + '"' not in shown(again), "no signing form any more"
 
 
 def test_after_signing_the_page_thanks_the_signatory(client: TestClient, convention: QuotesOutcome) -> None:
@@ -125,11 +124,11 @@ def test_an_incomplete_form_is_shown_again_with_its_errors_and_nothing_is_record
     response = client.post(f"{url}/signer", data={"csrf": csrf, "nom": "Jeanne Dupont", "qualite": "M"})
 
     assert response.status_code == 422
-    assert "Il y a un problème" in response.text
-    assert "Indiquez votre qualité" in response.text
-    assert "Cochez la case certifiant" in response.text
-    assert 'aria-invalid="true"' in response.text
-    assert 'value="Jeanne Dupont"' in response.text, "what was typed is kept"
+    assert "Il y a un problème" in shown(response)
+    assert "Indiquez votre qualité" in shown(response)
+    assert "Cochez la case certifiant" in shown(response)
+    assert 'aria-invalid="true"' in shown(response)
+    assert 'value="Jeanne Dupont"' in shown(response), "what was typed is kept"
     digest = hidden(client.post(f"{url}/signer", data=sign_fields(csrf)).text, "documents")
     unchecked = client.post(f"{url}/signer/confirmer", data=sign_fields(csrf, habilite="", documents=digest))
     assert unchecked.status_code == 422
@@ -145,9 +144,9 @@ def test_decline_asks_for_confirmation_then_ends_the_convention(
     reason = "Le conseil municipal a préféré un autre prestataire."
 
     missing = client.post(f"{url}/refuser", data={"csrf": csrf, "nom": "Jeanne Dupont", "motif": " "})
-    assert missing.status_code == 422 and "Indiquez le motif du refus." in missing.text
+    assert missing.status_code == 422 and "Indiquez le motif du refus." in shown(missing)
     confirm = client.post(f"{url}/refuser", data={"csrf": csrf, "nom": "Jeanne Dupont", "motif": reason})
-    assert confirm.status_code == 200 and "Confirmez le refus" in confirm.text
+    assert confirm.status_code == 200 and "Confirmez le refus" in shown(confirm)
     assert snapshot(settings) == before
 
     done = client.post(
@@ -161,7 +160,7 @@ def test_decline_asks_for_confirmation_then_ends_the_convention(
     assert set(declined[0].cc) == {settings.syndicat.email, settings.cdg62.email}
     assert snapshot(settings)["conventions"][0][1] == "declined"
     page = client.get(url)
-    assert "Convention déjà refusée" in page.text
+    assert "Convention déjà refusée" in shown(page)
     after = snapshot(settings)
     signing = client.post(f"{url}/signer/confirmer", data=sign_fields(csrf), follow_redirects=False)
     assert signing.status_code == 303
@@ -176,11 +175,11 @@ def test_a_question_is_forwarded_to_the_operators_and_changes_nothing_else(
     before = snapshot(settings)
 
     empty = client.post(f"{url}/question", data={"csrf": csrf, "question": "  "})
-    assert empty.status_code == 422 and "Écrivez votre question." in empty.text
+    assert empty.status_code == 422 and "Écrivez votre question." in shown(empty)
     sent = client.post(f"{url}/question", data={"csrf": csrf, "question": "Le NAS est-il compris ?"})
 
     assert sent.status_code == 200
-    assert "Votre question a été transmise" in sent.text
+    assert "Votre question a été transmise" in shown(sent)
     with unit_of_work(settings) as uow:
         question = uow.session.exec(select(Question)).one()
         uow.session.expunge_all()
@@ -207,7 +206,7 @@ def test_operator_countersignature_then_syndicat_through_its_link_puts_the_conve
 
     cdg = approvals_of(settings)["cdg"]
     assert cdg.status == "signed" and cdg.recorded_by_operator == "Agnès Opératrice"
-    assert "Convention déjà signée" in client.get(path_of(cdg_link)).text
+    assert "Convention déjà signée" in shown(client.get(path_of(cdg_link)))
     syndicat_request = [m for m in outbox(settings, "signature_request") if m.recipients != ["president@cdg62.example"]]
     assert len(syndicat_request) == 1
     syndicat_link = link_in(syndicat_request[0])
@@ -216,7 +215,7 @@ def test_operator_countersignature_then_syndicat_through_its_link_puts_the_conve
 
     assert "La convention est en vigueur." in html
     mayor_page = client.get(path_of(convention.approval_url))
-    assert "Télécharger la convention signée" in mayor_page.text
+    assert "Télécharger la convention signée" in shown(mayor_page)
     final = client.get(f"{path_of(convention.approval_url)}/documents/{convention.convention}.pdf")
     assert final.status_code == 200 and final.content.startswith(b"%PDF")
     assert len(outbox(settings, "convention_in_force")) == 1
