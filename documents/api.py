@@ -6,6 +6,8 @@ against the Factur-X XSD and the EN 16931 rules of `documents.facturx_rules` eve
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from documents.cii import build_cii
 from documents.data import Avoir, Convention, Devis, Facture, Issuer, Party
 from documents.facturx_pdf import embed_facturx
@@ -84,7 +86,7 @@ def _convention_context(convention: Convention) -> dict[str, object]:
     }
 
 
-def _representative(convention: Convention):  # type: ignore[no-untyped-def]
+def _representative(convention: Convention) -> Callable[[Issuer, Party], str]:
     """`representative(issuer, party)`: who signed for an issuer, else its configured signatory."""
 
     def representative(issuer: Issuer, party: Party) -> str:
@@ -98,7 +100,7 @@ def _representative(convention: Convention):  # type: ignore[no-untyped-def]
     return representative
 
 
-def _expected_signatory(convention: Convention):  # type: ignore[no-untyped-def]
+def _expected_signatory(convention: Convention) -> Callable[[Party], str]:
     def expected(party: Party) -> str:
         if party == "collectivite":
             who = convention.collectivity.signatory

@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import TypeAlias
 
 from lxml import etree
 
 from documents.cii import NSMAP
 
-Node = etree._Element
+Node: TypeAlias = etree._Element
 CENT = Decimal("0.01")
 SETTLEMENT = "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement"
 AGREEMENT = "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement"
@@ -53,7 +54,7 @@ class RuleViolation(ValueError):
 
 
 def _x(node: Node, path: str) -> list[Node]:
-    return node.xpath(path, namespaces=NSMAP)  # type: ignore[no-any-return]
+    return node.xpath(path, namespaces=NSMAP)
 
 
 def _text(node: Node, path: str) -> str | None:
