@@ -42,10 +42,11 @@ def _origin(url: str) -> str:
 
 
 def same_origin(request: Request, settings: Settings) -> bool:
-    """False when the browser says the form was posted from another site (an absent Origin is accepted:
-    the CSRF token is the real check)."""
+    """False when the browser says the form was posted from another site. An absent or "null" Origin is
+    accepted: with `Referrer-Policy: no-referrer` browsers send "null" even for our own forms, and the
+    CSRF token is the real check anyway."""
     origin = request.headers.get("origin")
-    if origin is None:
+    if origin is None or origin == "null":
         return True
     allowed = {_origin(settings.public_url), _origin(str(request.base_url))}
     return origin.lower() in allowed
