@@ -633,3 +633,21 @@ def up(
             stack.stop(prefect)
             mail.stop()
             out.print("Arrêté.")
+
+
+@app.command()
+@handles_errors
+def demo() -> None:
+    """Fait traverser tout le cycle de vie à une vraie commune du Pas-de-Calais (pile de « mairie up »)."""
+    from mairie import stack
+    from mairie.demo import DemoError, run_demo
+
+    s = settings()
+    with stack.prefect_of_running_stack(s) as api:
+        if not api:
+            raise stack.StackError("aucune pile ne tourne pour ce dossier de données : lancez d'abord « mairie up »")
+        try:
+            run_demo(s, out)
+        except DemoError as exc:
+            raise stack.StackError(f"la démonstration s'est arrêtée : {exc}") from None
+    out.print("\n[bold green]Démonstration terminée.[/] Ouvrez l'interface Prefect et le dossier des courriels.")
