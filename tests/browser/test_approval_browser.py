@@ -43,7 +43,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-PHONE = {"width": 390, "height": 844}
+PHONE_WIDTH, PHONE_HEIGHT = 390, 844
 MAYOR = "maire@regnauville.example"
 CDG_SIGNATORY = "president@cdg62.example"
 
@@ -156,13 +156,15 @@ def test_mayor_signs_from_the_email_link_on_a_phone(stack: Stack) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
-            context = browser.new_context(viewport=PHONE, locale="fr-FR", device_scale_factor=1)
+            context = browser.new_context(
+                viewport={"width": PHONE_WIDTH, "height": PHONE_HEIGHT}, locale="fr-FR", device_scale_factor=1
+            )
             page = context.new_page()
             response = page.goto(link)
             assert response is not None and response.status == 200
             assert page.locator("html").get_attribute("lang") == "fr"
             assert page.evaluate("getComputedStyle(document.body).fontSize") == "18px", "stylesheet applied"
-            assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], "no sideways scroll"
+            assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_WIDTH, "no sideways scroll"
             page.screenshot(path=str(ARTIFACTS / "approval-page.png"), full_page=True)
             pdf = page.request.get(
                 page.get_by_role("link", name=re.compile(r"Ouvrir le devis LFN-DEV")).get_attribute("href") or ""
