@@ -1,7 +1,8 @@
 """Benchmark of the documents (run by hand: `.venv/bin/python bench/documents.py`); prints, asserts nothing.
 
 1. ms per document of each kind, full pipeline (Jinja2 + WeasyPrint + Factur-X + SHA-256 + store),
-   against a bare WeasyPrint render of the same HTML with the same prepared stylesheets and fonts.
+   against a bare WeasyPrint render of the same HTML with the same prepared stylesheets and fonts;
+   then our steps around WeasyPrint timed one by one (steadier on a shared machine than a difference).
 2. The Factur-X invoice against a naive render of the same invoice: CSS inlined and parsed per render,
    a fresh font configuration, the system's DejaVu fonts, then the same Factur-X embedding.
 3. 200 invoices on 1 and on 2 processes (workers warmed up before the clock starts).
@@ -28,8 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from weasyprint import HTML
 
 from documents import api, rendering
+from documents.cii import build_cii
 from documents.data import Facture, Issuer
 from documents.facturx_pdf import embed_facturx
+from documents.facturx_rules import ensure_valid
 from documents.samples import sample_avoir, sample_convention, sample_devis, sample_facture
 from documents.store import DocumentStore
 from mairie.settings import Settings
@@ -77,7 +80,7 @@ def naive_invoice(facture: Facture) -> Callable[[], bytes]:
     css = (rendering.SHARED / "base.css").read_text() + (rendering.ROOT / "facture" / "style.css").read_text()
     css = re.sub(r"@font-face\s*{[^}]*}", "", css).replace('"Inter"', '"DejaVu Sans"')
     html = api.facture_html(facture).replace("</head>", f"<style>{css}</style></head>")
-    xml = api.build_cii(facture)
+    xml = build_cii(facture)
 
     def run() -> bytes:
         pdf = HTML(string=html, base_url=str(rendering.ROOT / "facture") + "/").write_pdf(pdf_variant="pdf/a-3b")
@@ -118,6 +121,33 @@ def per_kind(repeat: int) -> None:
 def _stored(store: DocumentStore, render: Callable[[Any], bytes], doc: Any) -> Callable[[], object]:
     """Our full pipeline: render (Jinja2, WeasyPrint, Factur-X for invoices), hash and store."""
     return lambda: store.put(render(doc))
+
+
+def overhead_components(repeat: int) -> None:
+    """Our steps around WeasyPrint, timed one by one (small and steady, unlike a difference of two
+    large noisy medians), against the bare WeasyPrint render of the same invoice."""
+    syndicat, cdg = issuers()
+    facture = sample_facture(syndicat, cdg)
+    html = api.facture_html(facture)
+    xml = build_cii(facture)
+    pdf = rendering.html_to_pdf(html, "facture", pdf_variant=api.FACTURX_VARIANT)
+    final = embed_facturx(pdf, xml, title=facture.number, author=facture.issuer.name)
+    store = DocumentStore(tempfile.mkdtemp(prefix="bench-docs-"))
+    counter = iter(range(10**9))
+    steps = {
+        "Jinja2 HTML": lambda: api.facture_html(facture),
+        "CII XML + EN 16931 rules": lambda: ensure_valid(build_cii(facture)),
+        "Factur-X embedding (XSD)": lambda: embed_facturx(pdf, xml, title=facture.number, author=facture.issuer.name),
+        "SHA-256 + store (new file)": lambda: store.put(final + str(next(counter)).encode()),
+    }
+    bare_ms = timed(bare(html, "facture", api.FACTURX_VARIANT), repeat)
+    total = 0.0
+    print(f"\nfacture, our steps around WeasyPrint (bare render {bare_ms:.1f} ms):")
+    for name, fn in steps.items():
+        ms = timed(fn, repeat * 4)
+        total += ms
+        print(f"  {name:<28}{ms:>7.2f} ms")
+    print(f"  {'total':<28}{total:>7.2f} ms = {100 * total / bare_ms:.1f} % of the bare render (target ≤ 20 %)")
 
 
 def _without_harfbuzz_subset(fn: Callable[[], object], repeat: int) -> float:
@@ -180,10 +210,13 @@ def throughput(count: int, processes: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--repeat", type=int, default=15, help="renders per measure (median)")
-    parser.add_argument("--invoices", type=int, default=200)
+    parser.add_argument("--invoices", type=int, default=200, help="0 skips the throughput part")
     args = parser.parse_args()
     rendering.warm_up()
     per_kind(args.repeat)
+    overhead_components(args.repeat)
+    if args.invoices <= 0:
+        return
     one = throughput(args.invoices, 1)
     two = throughput(args.invoices, 2)
     print(f"\n{args.invoices} invoices: 1 process {one:.2f} s ({args.invoices / one:.1f}/s), "
