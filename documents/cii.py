@@ -25,6 +25,7 @@ GUIDELINE_EN16931 = "urn:cen.eu:en16931:2017"
 TYPE_INVOICE = "380"
 TYPE_CREDIT_NOTE = "381"
 SIRET_SCHEME = "0009"  # ISO 6523 ICD of the SIRET (Chorus Pro identifies parties by SIRET)
+SIREN_SCHEME = "0002"  # ISO 6523 ICD of the SIREN, when the buyer has not given its SIRET
 VATEX_OUTSIDE_SCOPE = "VATEX-EU-O"
 UNIT_CODES = {"stockage-go": "E34"}  # UN/ECE Rec 20: gigabyte; everything else is counted in units
 DEFAULT_UNIT = "C62"
@@ -57,11 +58,14 @@ def _date(parent: etree._Element, tag: str, value: date, qualified: bool = False
 
 
 def _party(parent: etree._Element, tag: str, name: str, siret: str, address: str, postcode: str, city: str,
-           email: str | None, vat_number: str | None) -> None:
+           email: str | None, vat_number: str | None, siren: str | None = None) -> None:
     party = _el(parent, tag)
     _el(party, "ram:Name", name)  # BT-27 / BT-44
     legal = _el(party, "ram:SpecifiedLegalOrganization")
-    _el(legal, "ram:ID", siret, schemeID=SIRET_SCHEME)  # BT-30 / BT-47
+    if siret or not siren:
+        _el(legal, "ram:ID", siret, schemeID=SIRET_SCHEME)  # BT-30 / BT-47
+    else:
+        _el(legal, "ram:ID", siren, schemeID=SIREN_SCHEME)  # no SIRET given: the SIREN, never a made-up SIRET
     postal = _el(party, "ram:PostalTradeAddress")  # BG-5 / BG-8
     _el(postal, "ram:PostcodeCode", postcode)
     _el(postal, "ram:LineOne", address)
@@ -84,7 +88,7 @@ def _seller(parent: etree._Element, issuer: Issuer, priced: PricedDocument) -> N
 
 def _buyer(parent: etree._Element, buyer: Collectivity) -> None:
     _party(parent, "ram:BuyerTradeParty", buyer.name, buyer.siret, buyer.address, buyer.postcode, buyer.city,
-           buyer.email, None)
+           buyer.email, None, siren=buyer.siren)
 
 
 def _line_tax(parent: etree._Element, priced: PricedDocument) -> None:
