@@ -169,7 +169,7 @@ class Collectivity(SQLModel, table=True):
     name: str = Field(max_length=200)
     siren: str = Field(max_length=9, unique=True)
     siret: str | None = Field(default=None, max_length=14)
-    insee_code: str | None = Field(default=None, foreign_key="commune.insee_code", max_length=5)
+    insee_code: str | None = Field(default=None, max_length=5)  # also outside the served departments
     department: str = Field(max_length=3)
     address: str = Field(default="", max_length=300)
     postcode: str = Field(default="", max_length=10)

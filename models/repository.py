@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Literal
 
 from sqlmodel import Session, select
@@ -16,7 +18,9 @@ from models.catalog import Grid, grid_in_force
 from models.eligibility import CollectivityProfile, Population
 from models.entities import Collectivity, Commune, CommunePopulation, Epci
 from models.errors import InvalidInput, NotFound
-from models.reference_data import POPULATION_SOURCE, stored_grids
+from models.reference_data import DATA_DIR, POPULATION_SOURCE, stored_grids
+
+REST_OF_FRANCE_FILE = DATA_DIR / "communes-hors-59-62.csv"
 
 IdentifierKind = Literal["insee", "siren"]
 
@@ -108,7 +112,10 @@ def find(session: Session, text: str, on: date) -> Found:
         if commune is None:
             if session.exec(select(Commune).limit(1)).first() is None:
                 raise NotFound("les communes ne sont pas chargées : lancez d'abord « mairie init »")
-            raise NotFound(f"aucune commune de code INSEE {ident.value} dans le Nord (59) ni le Pas-de-Calais (62)")
+            elsewhere = rest_of_france().get(ident.value)
+            if elsewhere is not None:
+                return elsewhere
+            raise NotFound(f"aucune commune de code INSEE {ident.value} en France (code officiel géographique)")
         return _commune_found(session, commune, on)
     known = session.exec(select(Collectivity).where(Collectivity.siren == ident.value)).first()
     if known is not None and known.kind not in ("commune", "epci"):
@@ -143,10 +150,34 @@ def find(session: Session, text: str, on: date) -> Found:
             collectivity_id=known.id if known else None,
             population_override=known.population_override if known else None,
         )
+    elsewhere = next((f for f in rest_of_france().values() if f.siren == ident.value), None)
+    if elsewhere is not None:
+        return elsewhere
     raise NotFound(
         f"aucune collectivité de SIREN {ident.value} parmi les communes et EPCI du Nord et du Pas-de-Calais ; "
         "un établissement public doit d'abord être enregistré par un opérateur"
     )
+
+
+@lru_cache(maxsize=1)
+def rest_of_france() -> dict[str, Found]:
+    """The other communes of France (reference file), so that a request from outside Nord and
+    Pas-de-Calais is refused with its reason instead of being unknown."""
+    with REST_OF_FRANCE_FILE.open(encoding="utf-8", newline="") as handle:
+        return {
+            row["insee_code"]: Found(
+                kind="commune",
+                name=row["name"],
+                siren=row["siren"],
+                department=row["department"],
+                insee_code=row["insee_code"],
+                epci_siren=None,
+                population_municipal=int(row["population_municipale"]),
+                population_total=int(row["population_totale"]),
+                vintage=2023,
+            )
+            for row in csv.DictReader(handle)
+        }
 
 
 def _commune_found(session: Session, commune: Commune, on: date) -> Found:

@@ -339,6 +339,30 @@ def build(package_dir: Path, populations: Path) -> tuple[list[tuple], list[tuple
     return communes_rows, epci_rows
 
 
+FRANCE_FILE = "communes-hors-59-62.csv"
+FRANCE_HEADER = ("insee_code", "name", "department", "siren", "population_municipale", "population_totale")
+
+
+def build_rest_of_france(package_dir: Path, populations: Path) -> list[tuple]:
+    """Every other current commune of France found in both sources (code, name, department, SIREN, both
+    populations): lets the software refuse a collectivity outside Nord and Pas-de-Calais with its reason,
+    and gives realistic data for national-scale benchmarks."""
+    current = {
+        c["code"]: c
+        for c in load_json(package_dir / "data" / "communes.json")
+        if c.get("type") == "commune-actuelle" and c.get("departement") not in ("59", "62")
+    }
+    insee = load_populations(populations)
+    rows = []
+    for code, commune in sorted(current.items()):
+        pop = insee.get(code)
+        siren = commune.get("siren") or ""
+        if pop is None or not valid_siren(siren):
+            continue  # Mayotte, overseas collectivities, Paris/Lyon/Marseille (arrondissements in the INSEE file)
+        rows.append((code, commune["nom"], commune["departement"], siren, pop["pmun"], pop["ptot"]))
+    return rows
+
+
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence]) -> None:
     temporary = path.with_name(path.name + ".tmp")
     with temporary.open("w", encoding="utf-8", newline="") as handle:
@@ -368,6 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="decoupage-administratif-") as workdir:
             package_dir = args.package_dir or fetch_package(Path(workdir))
             communes_rows, epci_rows = build(check_package_dir(package_dir), args.populations)
+            france_rows = build_rest_of_france(package_dir, args.populations)
     except BuildError as exc:
         print(f"build_communes: error: {exc}", file=sys.stderr)
         return 1
@@ -375,6 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.output_dir.mkdir(parents=True, exist_ok=True)
     write_csv(args.output_dir / COMMUNES_FILE, COMMUNES_HEADER, communes_rows)
     write_csv(args.output_dir / EPCI_FILE, EPCI_HEADER, epci_rows)
+    write_csv(args.output_dir / FRANCE_FILE, FRANCE_HEADER, france_rows)
+    info(f"wrote {args.output_dir / FRANCE_FILE}: {len(france_rows)} other communes of France")
     per_department = collections.Counter(row[2] for row in communes_rows)
     info(
         f"wrote {args.output_dir / COMMUNES_FILE}: {len(communes_rows)} communes "

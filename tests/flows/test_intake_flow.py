@@ -59,10 +59,23 @@ def test_small_commune_gets_two_quotes_and_one_email(stack, mail_server):
 
 
 def test_refusal_is_recorded_and_polite(stack, mail_server):
-    # Amiens (80021) is not in Nord or Pas-de-Calais: not in the reference data → clear error, nothing stored
-    state = request_intake(_form("80021", antivirus=1), on=DAY, return_state=True)
-    assert state.is_failed() and "aucune commune" in state.message
-    assert list_requests(stack) == []
+    # Amiens (80021) is in the Somme: refused with its reason, recorded, and a polite email.
+    state = request_intake(_form("80021", "maire@amiens.example", antivirus=1), on=DAY, return_state=True)
+    assert state.is_completed(), state.message
+    assert state.result()["status"] == "refused"
+    [row] = list_requests(stack)
+    assert (row["collectivity"], row["status"], row["quotes"]) == ("Amiens", "refused", [])
+    (mail,) = mail_server.messages()
+    assert mail.to == ("maire@amiens.example",) and mail.attachments == ()
+    body = " ".join(mail.message().get_body(("plain",)).get_content().split())
+    assert "réservée aux collectivités du Nord (59) et du Pas-de-Calais (62)" in body
+    assert "relève du département 80" in body
+
+
+def test_unknown_commune_is_a_clear_error_and_nothing_is_stored(stack, mail_server):
+    state = request_intake(_form("99999", antivirus=1), on=DAY, return_state=True)
+    assert state.is_failed() and "aucune commune de code INSEE 99999" in state.message
+    assert list_requests(stack) == [] and mail_server.messages() == []
 
 
 def test_on_quote_request_waits_for_the_operator_then_completes(stack, mail_server):

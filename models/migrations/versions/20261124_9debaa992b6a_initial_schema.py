@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: a41e1ef44c45
+Revision ID: 9debaa992b6a
 Revises:
-Create Date: 2026-11-24 21:53:51.305767
+Create Date: 2026-11-24 22:18:29.911479
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 
 import models.types
 
-revision: str = 'a41e1ef44c45'
+revision: str = '9debaa992b6a'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -36,6 +36,24 @@ def upgrade() -> None:
     with op.batch_alter_table('auditevent', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_auditevent_at'), ['at'], unique=False)
 
+    op.create_table('collectivity',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('siren', sqlmodel.sql.sqltypes.AutoString(length=9), nullable=False),
+    sa.Column('siret', sqlmodel.sql.sqltypes.AutoString(length=14), nullable=True),
+    sa.Column('insee_code', sqlmodel.sql.sqltypes.AutoString(length=5), nullable=True),
+    sa.Column('department', sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
+    sa.Column('address', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('postcode', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('city', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('email', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=True),
+    sa.Column('population_override', sa.Integer(), nullable=True),
+    sa.Column('chorus_service_code', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('siren')
+    )
     op.create_table('commune',
     sa.Column('insee_code', sqlmodel.sql.sqltypes.AutoString(length=5), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
@@ -145,25 +163,6 @@ def upgrade() -> None:
     sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('sha256')
     )
-    op.create_table('collectivity',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
-    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-    sa.Column('siren', sqlmodel.sql.sqltypes.AutoString(length=9), nullable=False),
-    sa.Column('siret', sqlmodel.sql.sqltypes.AutoString(length=14), nullable=True),
-    sa.Column('insee_code', sqlmodel.sql.sqltypes.AutoString(length=5), nullable=True),
-    sa.Column('department', sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
-    sa.Column('address', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
-    sa.Column('postcode', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
-    sa.Column('city', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
-    sa.Column('email', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=True),
-    sa.Column('population_override', sa.Integer(), nullable=True),
-    sa.Column('chorus_service_code', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
-    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['insee_code'], ['commune.insee_code'], ),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('siren')
-    )
     op.create_table('communepopulation',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('insee_code', sqlmodel.sql.sqltypes.AutoString(length=5), nullable=False),
@@ -178,6 +177,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('communepopulation', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_communepopulation_insee_code'), ['insee_code'], unique=False)
+
+    op.create_table('contact',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('collectivity_id', sa.Integer(), nullable=False),
+    sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('capacity', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('email', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+    sa.Column('phone', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=True),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['collectivity_id'], ['collectivity.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('contact', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_contact_collectivity_id'), ['collectivity_id'], unique=False)
 
     op.create_table('pricegriditem',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -198,36 +212,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('pricegriditem', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_pricegriditem_grid_id'), ['grid_id'], unique=False)
-
-    op.create_table('supportband',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('grid_id', sa.Integer(), nullable=False),
-    sa.Column('issuer_code', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('min_population', sa.Integer(), nullable=False),
-    sa.Column('max_population', sa.Integer(), nullable=False),
-    sa.Column('fee', models.types.Money(precision=14, scale=2), nullable=False),
-    sa.Column('label', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
-    sa.ForeignKeyConstraint(['grid_id'], ['pricegrid.id'], ),
-    sa.ForeignKeyConstraint(['issuer_code'], ['issuer.code'], ),
-    sa.PrimaryKeyConstraint('id')
-    )
-    with op.batch_alter_table('supportband', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_supportband_grid_id'), ['grid_id'], unique=False)
-
-    op.create_table('contact',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('collectivity_id', sa.Integer(), nullable=False),
-    sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-    sa.Column('capacity', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
-    sa.Column('email', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
-    sa.Column('phone', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=True),
-    sa.Column('active', sa.Boolean(), nullable=False),
-    sa.ForeignKeyConstraint(['collectivity_id'], ['collectivity.id'], ),
-    sa.PrimaryKeyConstraint('id')
-    )
-    with op.batch_alter_table('contact', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_contact_collectivity_id'), ['collectivity_id'], unique=False)
 
     op.create_table('servicerequest',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -257,6 +241,21 @@ def upgrade() -> None:
     with op.batch_alter_table('servicerequest', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_servicerequest_collectivity_id'), ['collectivity_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_servicerequest_status'), ['status'], unique=False)
+
+    op.create_table('supportband',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('grid_id', sa.Integer(), nullable=False),
+    sa.Column('issuer_code', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('min_population', sa.Integer(), nullable=False),
+    sa.Column('max_population', sa.Integer(), nullable=False),
+    sa.Column('fee', models.types.Money(precision=14, scale=2), nullable=False),
+    sa.Column('label', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.ForeignKeyConstraint(['grid_id'], ['pricegrid.id'], ),
+    sa.ForeignKeyConstraint(['issuer_code'], ['issuer.code'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('supportband', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_supportband_grid_id'), ['grid_id'], unique=False)
 
     op.create_table('convention',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -653,28 +652,27 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_convention_collectivity_id'))
 
     op.drop_table('convention')
+    with op.batch_alter_table('supportband', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_supportband_grid_id'))
+
+    op.drop_table('supportband')
     with op.batch_alter_table('servicerequest', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_servicerequest_status'))
         batch_op.drop_index(batch_op.f('ix_servicerequest_collectivity_id'))
 
     op.drop_table('servicerequest')
-    with op.batch_alter_table('contact', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_contact_collectivity_id'))
-
-    op.drop_table('contact')
-    with op.batch_alter_table('supportband', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_supportband_grid_id'))
-
-    op.drop_table('supportband')
     with op.batch_alter_table('pricegriditem', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_pricegriditem_grid_id'))
 
     op.drop_table('pricegriditem')
+    with op.batch_alter_table('contact', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_contact_collectivity_id'))
+
+    op.drop_table('contact')
     with op.batch_alter_table('communepopulation', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_communepopulation_insee_code'))
 
     op.drop_table('communepopulation')
-    op.drop_table('collectivity')
     op.drop_table('storeddocument')
     with op.batch_alter_table('pricegrid', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_pricegrid_effective_from'))
@@ -692,6 +690,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_commune_department'))
 
     op.drop_table('commune')
+    op.drop_table('collectivity')
     with op.batch_alter_table('auditevent', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_auditevent_at'))
 
