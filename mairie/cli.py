@@ -651,3 +651,31 @@ def demo() -> None:
         except DemoError as exc:
             raise stack.StackError(f"la démonstration s'est arrêtée : {exc}") from None
     out.print("\n[bold green]Démonstration terminée.[/] Ouvrez l'interface Prefect et le dossier des courriels.")
+
+
+@request_app.command("requote")
+@handles_errors
+def request_requote(
+    reference: str = typer.Argument(..., help="Référence de la demande (MC-DEM-…)"),
+    operator: str = typer.Option(..., "--operator", help="Opérateur qui émet la nouvelle version"),
+    amounts: list[str] = typer.Option([], "--amount", help="Montant sur devis CODE=MONTANT (ex. stockage-go=1380)"),
+    support: str | None = typer.Option(None, "--support", help="Montant de l'accompagnement (sur devis)"),
+) -> None:
+    """Émet une nouvelle version des devis et de la convention ; les liens précédents ne signent plus rien."""
+    from mairie.schemas import OperatorAmounts
+    from mairie.services.mail import dispatch
+    from mairie.services.requests import request_id_of, requote
+    from models.money import parse_amount
+
+    items = {}
+    for raw in amounts:
+        code, sep, value = raw.partition("=")
+        if not sep:
+            raise InvalidInput(f"« {raw} » : attendu CODE=MONTANT")
+        items[code.strip()] = parse_amount(value)
+    new = OperatorAmounts(
+        item_amounts=items, support_amount=parse_amount(support) if support else None, operator=operator
+    )
+    result = requote(settings(), request_id_of(settings(), reference), parse_day(None), operator, new)
+    dispatch(settings())
+    out.print(f"Nouvelle version : {', '.join(q.number for q in result.quotes)} ; convention {result.convention}")

@@ -8,8 +8,8 @@ REQUEST_MOVES: dict[str, set[str]] = {
     "received": {"refused", "waiting_operator", "eligible"},
     "waiting_operator": {"eligible", "refused"},
     "eligible": {"quoted"},
-    "quoted": {"signing", "declined", "expired"},
-    "signing": {"in_force", "declined", "expired"},
+    "quoted": {"signing", "declined", "expired", "eligible"},
+    "signing": {"in_force", "declined", "expired", "eligible"},
     "in_force": set(),
     "refused": set(),
     "declined": set(),
@@ -18,8 +18,8 @@ REQUEST_MOVES: dict[str, set[str]] = {
 
 CONVENTION_MOVES: dict[str, set[str]] = {
     "awaiting_collectivity": {"awaiting_cdg", "declined", "expired", "superseded"},
-    "awaiting_cdg": {"awaiting_syndicat", "declined", "expired"},
-    "awaiting_syndicat": {"in_force", "declined", "expired"},
+    "awaiting_cdg": {"awaiting_syndicat", "declined", "expired", "superseded"},
+    "awaiting_syndicat": {"in_force", "declined", "expired", "superseded"},
     "in_force": {"terminated"},
     "declined": set(),
     "expired": set(),

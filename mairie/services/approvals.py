@@ -108,6 +108,12 @@ def _claim_approval(session: Session, settings: Settings, token: str) -> tuple[C
     convention = session.get(Convention, claim.convention_id)
     if approval is None or convention is None or approval.convention_id != convention.id:
         raise LinkError("Ce lien ne correspond à aucune convention.", status=404)
+    if convention.status == "superseded":
+        raise LinkError(
+            "Ce lien concerne une version remplacée des documents : il ne permet plus de signer. "
+            "Utilisez le lien du dernier courriel reçu.",
+            status=409,
+        )
     if approval.link_nonce != claim.nonce or documents_digest(convention.document_hashes) != claim.digest:
         raise LinkError(
             "Ce lien n'est plus valable : les documents ont changé depuis son envoi. "

@@ -380,12 +380,14 @@ def _store_quote(
     validity: int,
     grid_id: int,
     verdict: Eligibility | None,
+    version: int = 1,
 ) -> Quote:
     population = verdict.population if verdict else None
     quote = Quote(
         number=number,
         issuer_code=priced.issuer,
         request_id=request.id,  # type: ignore[arg-type]
+        version=version,
         issued_on=on,
         valid_until=on + timedelta(days=validity),
         grid_id=grid_id,
@@ -454,6 +456,7 @@ def issue_quotes(settings: Settings, request_id: int, on: date) -> QuotesOutcome
         if preview.pending:
             raise InvalidTransition(f"montants manquants pour {', '.join(preview.pending)}")
         grid_row_id = _grid_id(session, grid.code)
+        version = 1 + max(session.exec(select(Quote.version).where(Quote.request_id == request.id)).all(), default=0)
         coll_doc = paperwork.collectivity_doc(collectivity, request)
         issued: list[tuple[Quote, paperwork.Stored]] = []
         quote_refs = {}
@@ -470,6 +473,7 @@ def issue_quotes(settings: Settings, request_id: int, on: date) -> QuotesOutcome
                 validity=settings.quote_validity_days,
                 grid_id=grid_row_id,
                 verdict=verdict if is_support else None,
+                version=version,
             )
             pdf = paperwork.render_devis(
                 number=number,
@@ -497,6 +501,7 @@ def issue_quotes(settings: Settings, request_id: int, on: date) -> QuotesOutcome
             syndicat_code=settings.syndicat.code,
             cdg_code=cdg.code,
             grid_id=grid_row_id,
+            version=version,
             dated_on=on,
             expires_at=utcnow() + timedelta(days=settings.signature_expiry_days),
         )
@@ -591,6 +596,63 @@ def issue_quotes(settings: Settings, request_id: int, on: date) -> QuotesOutcome
         )
 
 
+def requote(
+    settings: Settings, request_id: int, on: date, operator: str, amounts: OperatorAmounts | None = None
+) -> QuotesOutcome:
+    """Issue a new version of both quotes and the convention (e.g. an amount corrected before signature).
+    The previous quotes and convention are superseded: their links no longer sign anything."""
+    from models.lifecycle import CONVENTION_MOVES
+
+    if len(operator.strip()) < 2:
+        raise InvalidInput("indiquez le nom de l'opérateur")
+    with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
+        session = uow.session
+        request = _request(session, request_id)
+        convention = session.exec(
+            select(Convention).where(Convention.request_id == request.id).order_by(Convention.version.desc())  # type: ignore[attr-defined]
+        ).first()
+        if convention is None or convention.status not in (
+            "awaiting_collectivity",
+            "awaiting_cdg",
+            "awaiting_syndicat",
+        ):
+            raise InvalidTransition(
+                f"la demande {request.reference} n'a pas de convention en cours de signature : rien à remplacer"
+            )
+        convention.status = move(CONVENTION_MOVES, convention.status, "superseded", "convention")
+        convention.updated_at = utcnow()
+        session.add(convention)
+        for quote in session.exec(select(Quote).where(Quote.request_id == request.id, Quote.status == "issued")).all():
+            quote.status = "superseded"
+            session.add(quote)
+        if amounts is not None:
+            lines = {
+                li.item_code: li
+                for li in session.exec(
+                    select(ServiceRequestLine).where(ServiceRequestLine.request_id == request.id)
+                ).all()
+            }
+            for code, amount in amounts.item_amounts.items():
+                if code not in lines:
+                    raise InvalidInput(f"la demande {request.reference} ne contient pas l'article « {code} »")
+                lines[code].operator_amount = amount
+                session.add(lines[code])
+            if amounts.support_amount is not None:
+                request.support_amount = amounts.support_amount
+        request.status = move(REQUEST_MOVES, request.status, "eligible", "demande")
+        session.add(request)
+        audit.record(
+            session,
+            actor=operator.strip(),
+            action="quotes.superseded",
+            entity_type="servicerequest",
+            entity_id=request.id,
+            details={"convention": convention.reference},
+        )
+        uow.commit()
+    return issue_quotes(settings, request_id, on)
+
+
 def _grid_id(session: Session, code: str) -> int:
     from models.entities import PriceGrid
 
@@ -669,6 +731,18 @@ def _issued(settings: Settings, session: Session, request: ServiceRequest) -> Qu
         convention_sha256=convention.draft_sha256 or "",
         approval_url=url,
     )
+
+
+def request_id_of(settings: Settings, reference: str) -> int:
+    """The id of a request named by its reference (MC-DEM-2026-00001) or its number."""
+    with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
+        text = reference.strip()
+        if text.isdigit():
+            return _request(uow.session, int(text)).id  # type: ignore[return-value]
+        row = uow.session.exec(select(ServiceRequest).where(ServiceRequest.reference == text)).first()
+        if row is None or row.id is None:
+            raise NotFound(f"aucune demande « {reference} »")
+        return row.id
 
 
 def list_requests(settings: Settings, limit: int = 200) -> list[dict[str, Any]]:
