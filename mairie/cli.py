@@ -679,3 +679,50 @@ def request_requote(
     result = requote(settings(), request_id_of(settings(), reference), parse_day(None), operator, new)
     dispatch(settings())
     out.print(f"Nouvelle version : {', '.join(q.number for q in result.quotes)} ; convention {result.convention}")
+
+
+@mail_app.command("undelivered")
+@handles_errors
+def mail_undelivered(as_json: bool = typer.Option(False, "--json", help="Sortie JSON")) -> None:
+    """Les courriels non remis (refus définitif du serveur ou trop d'essais), avec la réponse du serveur."""
+    from mairie.database import unit_of_work
+    from notifications.outbox import undelivered
+
+    with unit_of_work(settings()) as uow:
+        rows = [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "to": r.recipients,
+                "subject": r.subject,
+                "attempts": r.attempts,
+                "error": r.last_error,
+            }
+            for r in undelivered(uow.session)
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="Courriels non remis", title_justify="left")
+    for column in ("Id", "Type", "Destinataires", "Objet", "Essais", "Réponse du serveur"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row["id"]), row["kind"], ", ".join(row["to"]), row["subject"], str(row["attempts"]), row["error"] or ""
+        )
+    out.print(table)
+
+
+@mail_app.command("retry")
+@handles_errors
+def mail_retry(message_id: int = typer.Argument(..., help="Id du courriel (voir « mairie mail undelivered »)")) -> None:
+    """Remet un courriel non remis dans la file d'envoi (après correction de l'adresse ou du relais)."""
+    from mairie.database import unit_of_work
+    from mairie.services.mail import dispatch
+    from notifications.outbox import requeue
+
+    with unit_of_work(settings()) as uow:
+        requeue(uow.session, message_id)
+        uow.commit()
+    report = dispatch(settings())
+    out.print(f"Courriel {message_id} remis en file ; envoyés : {len(report.sent)}")

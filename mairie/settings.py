@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from platformdirs import user_data_dir
 from pydantic import BaseModel, Field, model_validator
@@ -178,6 +178,8 @@ class Settings(BaseSettings):
     secret_key: str = PLACEHOLDER_SECRET
     link_max_age_days: int = 45
     api_key: str | None = None
+    # Reverse proxies whose X-Forwarded-For is trusted for the evidence's IP address (addresses or networks)
+    trusted_proxies: list[str] = Field(default_factory=list)
 
     # Signature waiting
     signature_reminder_days: list[int] = Field(default_factory=lambda: [7, 14])
@@ -191,6 +193,18 @@ class Settings(BaseSettings):
 
     # Provisioning
     provisioning_webhook_url: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _complete_issuers(cls, data: Any) -> Any:
+        """`MAIRIE_CDG62__IBAN=…` alone changes the IBAN and keeps the rest of the identity."""
+        if isinstance(data, dict):
+            defaults = {"syndicat": _syndicat, "cdg62": _cdg62, "cdg59": _cdg59}
+            for key, factory in defaults.items():
+                value = data.get(key)
+                if isinstance(value, dict):
+                    data[key] = {**factory().model_dump(), **value}
+        return data
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
