@@ -90,10 +90,18 @@ def publish_review(result: renewal.CampaignReview) -> None:
     ]
     for issuer in sorted(set(totals) | set(last)):
         lines.append(f"| {issuer} | {euros(last.get(issuer, 0))} | {euros(totals.get(issuer, 0))} |")
-    create_markdown_artifact(key=f"totaux-renouvellement-{result.year}", markdown="\n".join(lines))
+    create_markdown_artifact(
+        key=f"totaux-renouvellement-{result.year}",
+        markdown="\n".join(lines),
+        description=f"Totaux par émetteur de la campagne {result.year}",
+    )
 
 
-@flow(name="campagne-renouvellement", log_prints=False)
+def _stamp() -> str:
+    return datetime.now(PARIS).strftime("%Y%m%d-%H%M")
+
+
+@flow(name="campagne-renouvellement", flow_run_name="campagne-{year}", log_prints=False)
 def renewal_campaign(
     year: int | None = None, approval_timeout_s: int = 7 * 86400, today: date | None = None
 ) -> dict[str, Any]:
@@ -112,6 +120,7 @@ def renewal_campaign(
     outcome["mail"] = send_mail()
     create_markdown_artifact(
         key=f"emission-renouvellement-{year}",
+        description=f"Émission de la campagne {year}",
         markdown=f"# Campagne {year} émise par {decision.operator}\n\n- factures émises : {len(outcome['issued'])}"
         f"\n- déjà émises : {len(outcome['existing'])}\n- exclues : {', '.join(outcome['excluded']) or '—'}"
         f"\n- montants à saisir : {'; '.join(outcome['pending']) or '—'}",
@@ -119,7 +128,7 @@ def renewal_campaign(
     return {"year": year, **outcome}
 
 
-@flow(name="relances-impayes", log_prints=False)
+@flow(name="relances-impayes", flow_run_name=lambda: f"relances-{_stamp()}", log_prints=False)
 def payment_reminders(today: date | None = None) -> dict[str, Any]:
     """Daily: one email per reminder level of each unpaid invoice (7, 21, 45 days after due), then the
     hand-over to the public accountant."""
@@ -134,7 +143,8 @@ def payment_reminders(today: date | None = None) -> dict[str, Any]:
     return {"reminders": report.sent, "handed_over": report.handed_over, "mail": mail}
 
 
-@flow(name="envoi-courriels", log_prints=False)
+@flow(name="envoi-courriels", flow_run_name=lambda: f"courriels-{_stamp()}", log_prints=False)
 def outbox() -> dict[str, int]:
-    """Every minute: send the due emails of the outbox (retries with backoff; 5xx left undelivered)."""
+    """Every five minutes: send the due emails of the outbox (retries with backoff; 5xx left undelivered).
+    Each use case also sends right after its own commit; this run catches retries and leftovers."""
     return send_mail()

@@ -26,23 +26,50 @@ class DeploymentSpec:
 def catalogue(renewal_month: int = 1, renewal_day: int = 15) -> list[DeploymentSpec]:
     """Every deployment with its schedule (the renewal date comes from the settings)."""
     return [
-        DeploymentSpec("demande-de-services", "flows.intake:request_intake",
-                       description="Formulaire opérateur : une demande de collectivité"),
-        DeploymentSpec("traitement-demande", "flows.intake:process_request",
-                       description="Traitement d'une demande déposée par la CLI ou l'API"),
-        DeploymentSpec("suivi-conventions", "flows.lifecycle:follow_conventions", interval_s=300,
-                       description="Relances de signature, expiration, remise au syndicat"),
-        DeploymentSpec("contre-signature-operateur", "flows.lifecycle:operator_countersign",
-                       description="Un opérateur enregistre une signature pour une partie"),
-        DeploymentSpec("accuse-reception-commande", "flows.lifecycle:acknowledge_order",
-                       description="Accusé de réception d'un bon de commande"),
-        DeploymentSpec("livraison-commande", "flows.lifecycle:deliver_order",
-                       description="Livraison des services et premières factures"),
-        DeploymentSpec("campagne-renouvellement", "flows.billing:renewal_campaign",
-                       cron=f"0 6 {renewal_day} {renewal_month} *",
-                       description="Campagne annuelle de renouvellement (revue puis émission)"),
-        DeploymentSpec("relances-impayes", "flows.billing:payment_reminders", cron="0 7 * * *",
-                       description="Relances quotidiennes des factures impayées"),
-        DeploymentSpec("envoi-courriels", "flows.billing:outbox", interval_s=60,
-                       description="Envoi des courriels en attente"),
+        DeploymentSpec(
+            "demande-de-services",
+            "flows.intake:request_intake",
+            description="Formulaire opérateur : une demande de collectivité",
+        ),
+        DeploymentSpec(
+            "traitement-demande",
+            "flows.intake:process_request",
+            description="Traitement d'une demande déposée par la CLI ou l'API",
+        ),
+        DeploymentSpec(
+            "suivi-conventions",
+            "flows.lifecycle:follow_conventions",
+            interval_s=300,
+            description="Relances de signature, expiration, remise au syndicat",
+        ),
+        DeploymentSpec(
+            "contre-signature-operateur",
+            "flows.lifecycle:operator_countersign",
+            description="Un opérateur enregistre une signature pour une partie",
+        ),
+        DeploymentSpec(
+            "accuse-reception-commande",
+            "flows.lifecycle:acknowledge_order",
+            description="Accusé de réception d'un bon de commande",
+        ),
+        DeploymentSpec(
+            "livraison-commande",
+            "flows.lifecycle:deliver_order",
+            description="Livraison des services et premières factures",
+        ),
+        DeploymentSpec(
+            "campagne-renouvellement",
+            "flows.billing:renewal_campaign",
+            cron=f"0 6 {renewal_day} {renewal_month} *",
+            description="Campagne annuelle de renouvellement (revue puis émission)",
+        ),
+        DeploymentSpec(
+            "relances-impayes",
+            "flows.billing:payment_reminders",
+            cron="0 7 * * *",
+            description="Relances quotidiennes des factures impayées",
+        ),
+        DeploymentSpec(
+            "envoi-courriels", "flows.billing:outbox", interval_s=300, description="Envoi des courriels en attente"
+        ),
     ]

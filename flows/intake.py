@@ -6,6 +6,7 @@ lives in the database, so re-running a step never issues twice.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -21,7 +22,7 @@ from mairie.formatting import PARIS, euros
 from mairie.schemas import OperatorAmounts, RequestForm
 from mairie.services import requests as svc
 from mairie.services.mail import dispatch
-from mairie.settings import Settings, get_settings
+from mairie.settings import get_settings
 from models.errors import DomainError
 
 
@@ -76,10 +77,17 @@ def operator_input(outcome: svc.RequestOutcome) -> type[RunInput]:
         label = "accompagnement annuel (CDG)" if code == "accompagnement" else f"article {code}"
         fields[_field(code)] = (
             str,
-            Field(description=f"Montant TTC en euros pour {label} — {reasons.get(code, 'sur devis')}"),
+            Field(
+                title=f"Montant TTC (€) — {label}",
+                description=f"{reasons.get(code, 'sur devis')} Exemples : 1200 ou 1 200,00",
+                max_length=20,
+            ),
         )
-    fields["commentaire"] = (str, Field(default="", description="Justification du montant (gardée au dossier)"))
-    fields["operateur"] = (str, Field(default="opérateur", description="Votre nom"))
+    fields["commentaire"] = (
+        str,
+        Field(default="", title="Commentaire", description="Justification du montant (gardée au dossier)"),
+    )
+    fields["operateur"] = (str, Field(default="opérateur", title="Opérateur", description="Votre nom"))
     return create_model("MontantsSurDevis", __base__=RunInput, **fields)  # type: ignore[call-overload, no-any-return]
 
 
@@ -113,39 +121,43 @@ def to_amounts(outcome: svc.RequestOutcome, answer: RunInput) -> OperatorAmounts
 
 
 def publish_summary(quotes: svc.QuotesOutcome) -> None:
-    """The operators' view: one table with the collectivity, population, band, both quotes and links."""
+    """The operators' view: the collectivity, its population and band, both quotes and the documents.
+
+    The signed approval link is not shown: whoever reads the UI must not be able to sign for the mayor."""
     population = quotes.population or {}
+    kind = {"total": "population totale", "municipal": "population municipale"}.get(population.get("kind", ""), "")
     rows = [
         {
-            "collectivité": quotes.collectivity,
-            "demande": quotes.reference,
-            "population": population.get("value"),
-            "type": population.get("kind"),
-            "millésime": population.get("vintage"),
-            "strate": quotes.band or "sur devis",
             "devis": q.number,
             "émetteur": q.issuer,
             "total HT": euros(q.total_ht),
             "TVA": euros(q.total_vat),
             "total TTC": euros(q.total_ttc),
-            "PDF (SHA-256)": q.sha256[:16],
         }
         for q in quotes.quotes
     ]
-    create_table_artifact(key="devis", table=rows, description=f"Devis de la demande {quotes.reference}")
-    settings = get_settings()
-    lines = [f"# Demande {quotes.reference} — {quotes.collectivity}", ""]
+    header = (
+        f"{quotes.collectivity} — demande {quotes.reference} — "
+        f"{population.get('value', '?')} habitants ({kind}, millésime {population.get('vintage', '?')}) — "
+        f"strate : {quotes.band or 'sur devis'}"
+    )
+    create_table_artifact(key="devis", table=rows, description=header)
+    lines = [f"# Demande {quotes.reference} — {quotes.collectivity}", "", header, ""]
     for q in quotes.quotes:
-        lines.append(f"- Devis **{q.number}** ({q.issuer}) : {euros(q.total_ttc)} TTC — `{_path(settings, q.sha256)}`")
-    lines.append(f"- Projet de convention **{quotes.convention}** — `{_path(settings, quotes.convention_sha256)}`")
-    lines.append(f"- Lien d'approbation envoyé au signataire : {quotes.approval_url}")
+        lines.append(
+            f"- Devis **{q.number}** ({q.issuer}) : {euros(q.total_ttc)} TTC — `{q.number}.pdf`, "
+            f"SHA-256 `{q.sha256[:16]}…`"
+        )
+    lines.append(
+        f"- Projet de convention **{quotes.convention}** — `{quotes.convention}-projet.pdf`, "
+        f"SHA-256 `{quotes.convention_sha256[:16]}…`"
+    )
+    lines.append("- Courriel au signataire envoyé avec les trois PDF et son lien personnel d'approbation.")
+    lines.append(
+        f"- Dossier complet : `mairie collectivity show {quotes.reference}` ou la commande "
+        "`mairie collectivity show <code INSEE>`."
+    )
     create_markdown_artifact(key="dossier", markdown="\n".join(lines), description="Documents émis")
-
-
-def _path(settings: Settings, sha: str) -> str:
-    from mairie.services.paperwork import store_for
-
-    return str(store_for(settings.documents_path).find(sha))
 
 
 @task(cache_policy=NO_CACHE)
@@ -156,7 +168,11 @@ def load_state(request_id: int) -> svc.RequestOutcome:
 
 def _process_run_name() -> str:
     params = flow_run.parameters or {}
-    return f"traitement-demande-{params.get('request_id', '?')}-{datetime.now(PARIS):%Y%m%d-%H%M%S}"
+    request_id = params.get("request_id")
+    label = str(request_id)
+    with contextlib.suppress(Exception):  # a name is cosmetic: never fail a run for it
+        label = svc.request_label(get_settings(), int(request_id))  # type: ignore[arg-type]
+    return f"traitement-{label}-{datetime.now(PARIS):%Y%m%d-%H%M%S}"
 
 
 @flow(name="traitement-demande", flow_run_name=_process_run_name, log_prints=False)

@@ -68,7 +68,11 @@ def publish_order(order: provisioning.OrderOutcome) -> None:
     create_table_artifact(key="bon-de-commande", table=rows, description=f"Bon de commande {order.number}")
 
 
-@flow(name="suivi-conventions", log_prints=False)
+def _stamp() -> str:
+    return datetime.now(PARIS).strftime("%Y%m%d-%H%M")
+
+
+@flow(name="suivi-conventions", flow_run_name=lambda: f"suivi-{_stamp()}", log_prints=False)
 def follow_conventions() -> dict[str, Any]:
     """Scheduled: signature reminders and expiry, then the handoff of every convention that came into force."""
     logger = get_run_logger()
@@ -85,7 +89,7 @@ def follow_conventions() -> dict[str, Any]:
     return {"reminders": report.reminders, "expired": report.expired, "orders": orders, "sent": sent}
 
 
-@flow(name="contre-signature-operateur", log_prints=False)
+@flow(name="contre-signature-operateur", flow_run_name="contre-signature-{convention}-{party}", log_prints=False)
 def operator_countersign(
     convention: str,
     party: Literal["cdg", "syndicat", "collectivity"],
@@ -112,14 +116,14 @@ def operator_countersign(
     }
 
 
-@flow(name="accuse-reception-commande", log_prints=False)
+@flow(name="accuse-reception-commande", flow_run_name="accuse-reception-{order}", log_prints=False)
 def acknowledge_order(order: str, by: str) -> dict[str, Any]:
     """The syndicat (or an operator for it) acknowledges a provisioning order."""
     result = provisioning.acknowledge(get_settings(), order, by)
     return {"order": result.number, "status": result.status, "changed": result.created}
 
 
-@flow(name="livraison-commande", log_prints=False)
+@flow(name="livraison-commande", flow_run_name="livraison-{order}", log_prints=False)
 def deliver_order(
     order: str, by: str, delivered_on: date | None = None, items: list[str] | None = None
 ) -> dict[str, Any]:

@@ -144,7 +144,6 @@ def prefect_env(settings: Settings, api_url: str, auth: str | None) -> dict[str,
     env["PREFECT_API_URL"] = api_url
     env["PREFECT_UI_URL"] = api_url.removesuffix("/api")
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    env.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     if auth:
         env["PREFECT_SERVER_API_AUTH_STRING"] = auth
         env["PREFECT_API_AUTH_STRING"] = auth

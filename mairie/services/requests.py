@@ -733,6 +733,14 @@ def _issued(settings: Settings, session: Session, request: ServiceRequest) -> Qu
     )
 
 
+def request_label(settings: Settings, request_id: int) -> str:
+    """`MC-DEM-2026-00003-Regnauville`, for run names."""
+    with unit_of_work(settings) as uow:
+        request = _request(uow.session, request_id)
+        collectivity = uow.session.get(Collectivity, request.collectivity_id)
+        return f"{request.reference}-{collectivity.name if collectivity else ''}"
+
+
 def request_id_of(settings: Settings, reference: str) -> int:
     """The id of a request named by its reference (MC-DEM-2026-00001) or its number."""
     with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
