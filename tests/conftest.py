@@ -80,7 +80,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 def make_settings(tmp_path: Path, database_url: str | None = None, **overrides: object) -> Settings:
     """Settings isolated in a temporary data directory (no environment, no .env file)."""
-    values: dict[str, object] = {"data_dir": tmp_path / "data", "database_url": database_url}
+    # Port 9 (discard): nothing listens there, so a test that sends without its own loopback server gets a
+    # refused connection instead of delivering to a developer's `mairie up` on the default port 8025.
+    values: dict[str, object] = {"data_dir": tmp_path / "data", "database_url": database_url, "smtp_port": 9}
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

@@ -174,9 +174,16 @@ def _install_routes(app: FastAPI, settings: Settings) -> None:
     app.include_router(api.router)
 
 
-def create_app(settings: Settings, *, in_process: bool | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    in_process: bool | None = None,
+    after_decision: Callable[[Settings, bool], None] | None = None,
+) -> FastAPI:
     """The app for `settings`. `in_process` says how API submissions are processed: True in this process,
-    False through the Prefect API, None to decide from the Prefect settings (see `submission.submit`)."""
+    False through the Prefect API, None to decide from the Prefect settings (see `submission.submit`).
+    `after_decision` runs once a decision's response is sent (default: send its emails, start the
+    follow-up when the convention came into force)."""
     development = settings.environment == "development"
     app = FastAPI(
         title="Mairie Connectée — approbation et API",
@@ -188,6 +195,11 @@ def create_app(settings: Settings, *, in_process: bool | None = None) -> FastAPI
     )
     app.state.settings = settings
     app.state.in_process = in_process
+    if after_decision is None:
+        from mairie.services.aftermath import after_decision as default_after_decision
+
+        after_decision = default_after_decision
+    app.state.after_decision = after_decision
     app.state.templates = make_templates()
     _install_handlers(app)
     _install_security_headers(app)

@@ -11,12 +11,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.background import BackgroundTask
 
 from mairie.links import LinkError, documents_digest
 from mairie.services import approvals
 from mairie.services.approvals import ApprovalView, Decision
 from mairie.web.presenting import NOTICES, build_page
-from mairie.web.rendering import render, settings_of
+from mairie.web.rendering import public_url_for, render, settings_of
 from mairie.web.security import csrf_token, csrf_valid, evidence_of, same_origin
 from models.errors import InvalidInput
 
@@ -52,7 +53,7 @@ def _urls(request: Request, token: str) -> dict[str, str]:
         "decline_confirm": "approval_decline_confirm",
         "question": "approval_question",
     }
-    return {key: str(request.url_for(name, token=token)) for key, name in names.items()}
+    return {key: public_url_for(request, name, token=token) for key, name in names.items()}
 
 
 def _page_response(
@@ -85,11 +86,16 @@ def _page_response(
     )
 
 
-def _back_to_page(request: Request, token: str, notice: str | None = None) -> RedirectResponse:
-    url = request.url_for("approval_page", token=token)
+def _back_to_page(
+    request: Request, token: str, notice: str | None = None, *, decided: bool = False, in_force: bool = False
+) -> RedirectResponse:
+    """Back to the page (303). After a decision, its emails are sent once the response is out, and a
+    convention that came into force starts its follow-up (see `mairie.services.aftermath`)."""
+    url = public_url_for(request, "approval_page", token=token)
     if notice:
-        url = url.include_query_params(enregistre=notice)
-    return RedirectResponse(str(url), status_code=303)
+        url += f"?enregistre={notice}"
+    task = BackgroundTask(request.app.state.after_decision, settings_of(request), in_force) if decided else None
+    return RedirectResponse(url, status_code=303, background=task)
 
 
 @router.get("", name="approval_page")
@@ -205,7 +211,13 @@ def approval_sign_confirm(
         outcome = approvals.sign(settings, token, decision, evidence_of(request, settings))
     except InvalidInput as exc:
         return _page_response(request, token, view, errors={"nom": str(exc)}, values=values, anchors=SIGN_ANCHORS)
-    return _back_to_page(request, token, None if outcome.already_decided else "signature")
+    return _back_to_page(
+        request,
+        token,
+        None if outcome.already_decided else "signature",
+        decided=not outcome.already_decided,
+        in_force=outcome.in_force,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -272,7 +284,9 @@ def approval_decline_confirm(
         values = {"nom-refus": nom, "motif": motif}
         return _page_response(request, token, view, errors=errors, values=values, open_section="refuser")
     outcome = approvals.decline(settings, token, motif, nom, evidence_of(request, settings))
-    return _back_to_page(request, token, None if outcome.already_decided else "refus")
+    return _back_to_page(
+        request, token, None if outcome.already_decided else "refus", decided=not outcome.already_decided
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -297,4 +311,4 @@ def approval_question(
         return _page_response(
             request, token, view, errors={"question": str(exc)}, values={"question": question}, open_section="question"
         )
-    return _back_to_page(request, token, "question")
+    return _back_to_page(request, token, "question", decided=True)

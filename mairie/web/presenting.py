@@ -9,6 +9,7 @@ from fastapi import Request
 from mairie.formatting import euros, moment, number
 from mairie.services.approvals import OPEN_STATUSES, PARTY_LABELS, ApprovalView
 from mairie.settings import Settings
+from mairie.web.rendering import public_url_for
 
 INVITATIONS = {
     "collectivity": "La Fibre Numérique 59-62 et le Centre de gestion vous proposent la convention ci-dessous et "
@@ -103,7 +104,7 @@ def document_label(filename: str, convention: str) -> str:
 
 
 def document_url(request: Request, token: str, filename: str) -> str:
-    return str(request.url_for("approval_document", token=token, filename=filename))
+    return public_url_for(request, "approval_document", token=token, filename=filename)
 
 
 def build_page(request: Request, settings: Settings, token: str, view: ApprovalView) -> Page:

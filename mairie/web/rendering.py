@@ -34,7 +34,18 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
+def public_url_for(request: Request, name: str, **params: str) -> str:
+    """An absolute URL on the public base (MAIRIE_PUBLIC_URL), never on the request's own scheme and host:
+    behind a TLS reverse proxy the app sees http://127.0.0.1, the browser must get https://public-name."""
+    base = settings_of(request).public_url.rstrip("/")
+    return base + str(request.app.url_path_for(name, **params))
+
+
 def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
     templates: Jinja2Templates = request.app.state.templates
-    full = {"operators_email": settings_of(request).operators_email, **context}
+    full = {
+        "operators_email": settings_of(request).operators_email,
+        "stylesheet_url": public_url_for(request, "stylesheet"),
+        **context,
+    }
     return templates.TemplateResponse(request, name, full, status_code=status_code)
