@@ -56,8 +56,22 @@ def approval_url(settings: Settings, claim: ApprovalClaim) -> str:
     return f"{settings.public_url.rstrip('/')}/approbation/{approval_token(settings, claim)}"
 
 
+def _canonical(token: str) -> bool:
+    """The signature's last base64 character has spare bits: only the canonical spelling is accepted, so
+    one link has one spelling."""
+    from itsdangerous.encoding import base64_decode, base64_encode
+
+    signature = token.rsplit(".", 1)[-1]
+    try:
+        return base64_encode(base64_decode(signature)).decode() == signature
+    except Exception:  # malformed: not canonical
+        return False
+
+
 def read_approval_token(settings: Settings, token: str) -> ApprovalClaim:
     """Check signature and age; raise LinkError with a plain message otherwise."""
+    if not _canonical(token):
+        raise LinkError("Ce lien n'est pas valide : il a été modifié ou il est incomplet.")
     max_age = settings.link_max_age_days * 86400
     try:
         data = _serializer(settings, APPROVAL_SALT).loads(token, max_age=max_age)

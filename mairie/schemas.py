@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
@@ -127,15 +128,61 @@ class OperatorAmounts(BaseModel):
     operator: str = Field(default="opérateur", description="Votre nom", max_length=200)
 
 
+FIELD_LABELS = {
+    "collectivity": "collectivité",
+    "items": "articles",
+    "code": "code d'article",
+    "quantity": "quantité",
+    "signatory_name": "nom du signataire",
+    "signatory_email": "courriel du signataire",
+    "signatory_capacity": "qualité du signataire",
+    "siret": "SIRET",
+    "chorus_service_code": "code service Chorus Pro",
+    "commitment_number": "numéro d'engagement",
+    "domain_names": "noms de domaine",
+    "mailbox_names": "boîtes aux lettres",
+}
+
+
+def _french(error: dict[str, Any]) -> str:
+    """One pydantic error as a plain French sentence."""
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "missing":
+        return "champ obligatoire"
+    if kind == "extra_forbidden":
+        return "champ inconnu"
+    if kind in ("string_too_short", "too_short"):
+        return f"trop court (au moins {ctx.get('min_length', 1)})"
+    if kind in ("string_too_long", "too_long"):
+        return f"trop long (au plus {ctx.get('max_length')})"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"doit être au moins {ctx.get('ge', ctx.get('gt'))}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"doit être au plus {ctx.get('le', ctx.get('lt'))}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "doit être un nombre entier"
+    if kind in ("string_type",):
+        return "doit être un texte"
+    if kind in ("list_type",):
+        return "doit être une liste"
+    if kind == "value_error" and "email" in str(error.get("msg", "")).lower():
+        return "adresse électronique invalide (exemple : maire@commune.fr)"
+    if kind in ("decimal_parsing", "decimal_type", "float_parsing"):
+        return "doit être un montant"
+    return str(error.get("msg", "valeur invalide")).removeprefix("Value error, ")
+
+
 def validation_message(exc: Exception) -> str:
-    """One plain sentence from a pydantic ValidationError (first error, with where it is)."""
+    """One plain French sentence from a pydantic ValidationError (up to three errors, with where they are)."""
     from pydantic import ValidationError
 
     if not isinstance(exc, ValidationError):
         return str(exc)
     parts = []
     for error in exc.errors()[:3]:
-        where = ".".join(str(p) for p in error["loc"] if p != "__root__")
-        msg = error["msg"].removeprefix("Value error, ")
-        parts.append(f"{where} : {msg}" if where else msg)
+        where = " › ".join(
+            FIELD_LABELS.get(str(p), f"n° {p + 1}" if isinstance(p, int) else str(p)) for p in error["loc"]
+        )
+        parts.append(f"{where} : {_french(dict(error))}" if where else _french(dict(error)))
     return " ; ".join(parts)

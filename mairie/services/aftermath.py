@@ -38,6 +38,7 @@ def start_follow_up(settings: Settings) -> bool:
             run_deployment(FOLLOW_UP, timeout=0)
             return True
     except Exception:
-        log.warning("Prefect injoignable : la remise au syndicat attendra la prochaine exécution planifiée",
-                    exc_info=True)
+        log.warning(
+            "Prefect injoignable : la remise au syndicat attendra la prochaine exécution planifiée", exc_info=True
+        )
         return False

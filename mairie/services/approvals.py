@@ -9,7 +9,7 @@ the lifecycle resumes from whatever the database says (see `signature_housekeepi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -260,6 +260,8 @@ def countersign_as_operator(
 def decline(settings: Settings, token: str, reason: str, name: str, evidence: Evidence) -> DecisionOutcome:
     """Decline through a link: the convention ends, operators and both issuers are told why."""
     reason = reason.strip()
+    if not reason:
+        raise InvalidInput("Indiquez le motif du refus.")
     if len(reason) > 4000:
         raise InvalidInput("Le motif est trop long (4 000 caractères au plus).")
     with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
@@ -443,13 +445,20 @@ def _send_signature_request(session: Session, settings: Settings, convention: Co
             "convention_number": convention.reference,
             "signed_by": [f"{a.decided_name} ({PARTY_LABELS[a.party]}), le {_paris_day(a.decided_at)}" for a in signed],
             "sign_url": link_for(settings, convention, approval),
-            "link_expires_on": (utcnow() + timedelta(days=settings.link_max_age_days)).date(),
+            "link_expires_on": link_expiry(settings, convention),
             "contact": {"name": "L'équipe Mairie Connectée", "email": settings.operators_email},
         },
         to=[approval.signatory_email],
         dedup_key=f"signature-request:{convention.reference}:v{convention.version}:{approval.party}",
         related=("convention", convention.id),
     )
+
+
+def link_expiry(settings: Settings, convention: Convention) -> date:
+    """The last day a link works: the earlier of its own expiry and the convention's."""
+    link_end = utcnow() + timedelta(days=settings.link_max_age_days)
+    end = min(link_end, convention.expires_at) if convention.expires_at else link_end
+    return end.date()
 
 
 def _paris_day(moment: datetime | None) -> str:

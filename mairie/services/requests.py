@@ -425,6 +425,8 @@ def _store_quote(
 
 
 def issue_quotes(settings: Settings, request_id: int, on: date) -> QuotesOutcome:
+    from mairie.services.approvals import link_expiry
+
     """Number and render both quotes and the draft convention, create the three approvals and queue the
     email to the signatory — one transaction. Issuing again returns what was issued."""
     with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
@@ -563,7 +565,7 @@ def issue_quotes(settings: Settings, request_id: int, on: date) -> QuotesOutcome
                 "band_label": verdict.band.label if verdict.band else "sur devis",
                 "convention_number": reference,
                 "approval_url": url,
-                "link_expires_on": (utcnow() + timedelta(days=settings.link_max_age_days)).date(),
+                "link_expires_on": link_expiry(settings, convention),
                 "contact": {"name": "L'équipe Mairie Connectée", "email": settings.operators_email},
             },
             to=[request.signatory_email],
