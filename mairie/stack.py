@@ -144,6 +144,8 @@ def prefect_env(settings: Settings, api_url: str, auth: str | None) -> dict[str,
     env["PREFECT_API_URL"] = api_url
     env["PREFECT_UI_URL"] = api_url.removesuffix("/api")
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The served deployments look for new runs every 2 s (default 10 s): a request's quotes leave in seconds.
+    env.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")
     if auth:
         env["PREFECT_SERVER_API_AUTH_STRING"] = auth
         env["PREFECT_API_AUTH_STRING"] = auth
