@@ -145,6 +145,15 @@ def payment_reminders(today: date | None = None) -> dict[str, Any]:
 
 @flow(name="envoi-courriels", flow_run_name=lambda: f"courriels-{_stamp()}", log_prints=False)
 def outbox() -> dict[str, int]:
-    """Every five minutes: send the due emails of the outbox (retries with backoff; 5xx left undelivered).
-    Each use case also sends right after its own commit; this run catches retries and leftovers."""
-    return send_mail()
+    """Every five minutes: send the due emails of the outbox (retries with backoff; 5xx left undelivered)
+    and file for deposit the invoices a crash left unfiled. Each use case also does both right after its own
+    commit; this run catches retries and leftovers."""
+    result = send_mail()
+    result["filed"] = len(file_deposits())
+    return result
+
+
+@task(cache_policy=NO_CACHE)
+def file_deposits() -> list[str]:
+    """File committed invoices and credit notes missing from their deposit folder."""
+    return billing.file_deposits(get_settings())

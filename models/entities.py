@@ -476,6 +476,7 @@ class CreditNote(SQLModel, table=True):
     total_vat: Decimal = _money()
     total_ttc: Decimal = _money()
     document_sha256: str | None = Field(default=None, max_length=64)
+    deposited_path: str | None = Field(default=None, max_length=500)
     created_at: datetime = _ts(default_factory=utcnow)
 
 

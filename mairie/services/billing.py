@@ -160,8 +160,7 @@ def issue_invoice(
         )
     )
     stored = paperwork.keep(session, settings, pdf, kind="facture", filename=f"{number}.pdf")
-    invoice.document_sha256 = stored.sha256
-    invoice.deposited_path = str(deposit(settings, identity, f"{number}.pdf", pdf))
+    invoice.document_sha256 = stored.sha256  # filed for deposit after the commit (file_deposits)
     message = enqueue_message(
         session,
         settings,
@@ -209,19 +208,40 @@ def issue_invoice(
 
 
 def deposit(settings: Settings, identity: IssuerIdentity, filename: str, content: bytes) -> Path:
-    """File a document in the issuer's deposit folder for its billing channel (Chorus Pro, PES ASAP,
-    email), written atomically; an existing identical file is left as is."""
+    """File a committed document in the issuer's deposit folder for its billing channel (Chorus Pro, PES
+    ASAP, email), atomically. Called after the commit only: the database is the authority, so a leftover
+    file of the same name (from a transaction that rolled back after writing it) is replaced."""
     folder = settings.deposit_path / identity.code / identity.billing_channel
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / filename
     if target.exists() and target.read_bytes() == content:
         return target
-    if target.exists():
-        raise InvalidTransition(f"un autre fichier {filename} existe déjà dans {folder} : rien n'est écrasé")
     tmp = target.with_suffix(target.suffix + ".tmp")
     tmp.write_bytes(content)
     tmp.replace(target)
     return target
+
+
+def file_deposits(settings: Settings, limit: int = 10_000) -> list[str]:
+    """File every committed invoice and credit note not yet in its deposit folder (after their commit,
+    and again by any later run after a crash). Returns the numbers filed."""
+    filed: list[str] = []
+    with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
+        session = uow.session
+        rows: list[Invoice | CreditNote] = [
+            *session.exec(select(Invoice).where(Invoice.deposited_path.is_(None)).limit(limit)).all(),  # type: ignore[union-attr]
+            *session.exec(select(CreditNote).where(CreditNote.deposited_path.is_(None)).limit(limit)).all(),  # type: ignore[union-attr]
+        ]
+        for row in rows:
+            if not row.document_sha256:
+                continue
+            identity = issuer_identity(settings, row.issuer_code)
+            path = deposit(settings, identity, f"{row.number}.pdf", paperwork.load(settings, row.document_sha256))
+            row.deposited_path = str(path)
+            session.add(row)
+            filed.append(row.number)
+        uow.commit()
+    return filed
 
 
 # ------------------------------------------------------------------------------------------------
@@ -331,14 +351,21 @@ class CsvPayment:
 def parse_payments_csv(text: str) -> list[CsvPayment]:
     """Read a payments file (columns invoice_number, amount, paid_on (YYYY-MM-DD or DD/MM/YYYY),
     reference; `,` or `;` separated). Every line is checked; the first bad one is named by its number."""
-    sample = text[:2048]
-    delimiter = ";" if sample.count(";") > sample.count(",") else ","
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    header = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    delimiter = ";" if header.count(";") > header.count(",") else ","
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""), delimiter=delimiter)
     missing = [c for c in CSV_COLUMNS[:3] if c not in (reader.fieldnames or [])]
     if missing:
         raise InvalidInput(f"colonnes manquantes : {', '.join(missing)} (attendues : {', '.join(CSV_COLUMNS)})")
     rows = []
-    for raw in reader:
+    records = iter(reader)
+    while True:
+        try:
+            raw = next(records)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise InvalidInput(f"ligne {reader.line_num + 1} : fichier CSV mal formé ({exc})") from None
         line = reader.line_num
         try:
             number = (raw.get("invoice_number") or "").strip()
@@ -478,7 +505,6 @@ def credit_invoice(settings: Settings, number: str, reason: str, on: date) -> di
         )
         stored = paperwork.keep(session, settings, pdf, kind="avoir", filename=f"{credit_number}.pdf")
         note.document_sha256 = stored.sha256
-        deposit(settings, identity, f"{credit_number}.pdf", pdf)
         invoice.amount_credited = invoice.total_ttc
         invoice.status = "credited"
         session.add_all([note, invoice])
@@ -492,12 +518,13 @@ def credit_invoice(settings: Settings, number: str, reason: str, on: date) -> di
             details={"credit_note": credit_number, "reason": reason.strip()},
         )
         uow.commit()
-        return {
-            "credit_note": credit_number,
-            "invoice": invoice.number,
-            "total_ttc": f"{note.total_ttc:.2f}",
-            "sha256": stored.sha256,
-        }
+    file_deposits(settings)
+    return {
+        "credit_note": credit_number,
+        "invoice": invoice.number,
+        "total_ttc": f"{note.total_ttc:.2f}",
+        "sha256": stored.sha256,
+    }
 
 
 # ------------------------------------------------------------------------------------------------

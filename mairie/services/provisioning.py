@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 from mairie.database import unit_of_work
 from mairie.links import order_token
 from mairie.services import paperwork
-from mairie.services.billing import IssuedInvoice, issue_invoice
+from mairie.services.billing import IssuedInvoice, file_deposits, issue_invoice
 from mairie.services.mail import enqueue_message
 from mairie.services.quoting import vat_regime
 from mairie.settings import Settings
@@ -326,7 +326,9 @@ def deliver(
             subscription_id = subscription.id
             invoices = first_invoices(session, settings, subscription, order, rows, today or paris_today())
         uow.commit()
-        return DeliveryOutcome(order.number, order.status, delivered, subscription_id, invoices)
+    if invoices:
+        file_deposits(settings)
+    return DeliveryOutcome(order.number, order.status, delivered, subscription_id, invoices)
 
 
 def start_subscription(session: Session, order: ProvisioningOrder, rows: list[ProvisioningOrderItem]) -> Subscription:

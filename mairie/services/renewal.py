@@ -16,7 +16,7 @@ from decimal import Decimal
 from sqlmodel import Session, select
 
 from mairie.database import unit_of_work
-from mairie.services.billing import IssuedInvoice, existing_invoice, issue_invoice
+from mairie.services.billing import IssuedInvoice, existing_invoice, file_deposits, issue_invoice
 from mairie.services.quoting import vat_regime
 from mairie.settings import Settings
 from models.catalog import Grid, grid_in_force
@@ -191,6 +191,7 @@ def issue(
         _issue_one(settings, subscription_id, year, day, excluded, result, grids)  # type: ignore[arg-type]
         if progress:
             progress(index, len(targets))
+    file_deposits(settings)
     return result
 
 
@@ -205,8 +206,11 @@ def _issue_one(
 ) -> None:
     with unit_of_work(settings) as uow:
         session = uow.session
-        subscription = session.get(Subscription, subscription_id)
-        assert subscription is not None
+        # Lock the subscription first: a concurrent campaign waits here, then finds the invoices issued
+        # (on SQLite, BEGIN IMMEDIATE already serialises the transactions).
+        subscription = session.exec(
+            select(Subscription).where(Subscription.id == subscription_id).with_for_update()
+        ).one()
         collectivity, plan = plan_for(settings, session, subscription, year, grids)
         if collectivity.siren in excluded or (collectivity.insee_code or "") in excluded:
             result.excluded.append(collectivity.siren)

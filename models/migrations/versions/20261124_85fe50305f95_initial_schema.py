@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 9debaa992b6a
+Revision ID: 85fe50305f95
 Revises:
-Create Date: 2026-11-24 22:18:29.911479
+Create Date: 2026-11-24 23:17:01.381518
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 
 import models.types
 
-revision: str = '9debaa992b6a'
+revision: str = '85fe50305f95'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -505,6 +505,7 @@ def upgrade() -> None:
     sa.Column('total_vat', models.types.Money(precision=14, scale=2), nullable=False),
     sa.Column('total_ttc', models.types.Money(precision=14, scale=2), nullable=False),
     sa.Column('document_sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('deposited_path', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
     sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoice.id'], ),
     sa.ForeignKeyConstraint(['issuer_code'], ['issuer.code'], ),
