@@ -94,14 +94,38 @@ def per_kind(repeat: int) -> None:
     store = DocumentStore(tempfile.mkdtemp(prefix="bench-docs-"))
     cases: list[tuple[str, str, Any, Callable[[Any], bytes], Callable[[Any], str], str]] = [
         ("devis", "devis", sample_devis(syndicat, cdg), api.render_devis, api.devis_html, api.ARCHIVE_VARIANT),
-        ("devis CDG", "devis", sample_devis(syndicat, cdg, support=True), api.render_devis, api.devis_html,
-         api.ARCHIVE_VARIANT),
-        ("convention", "convention", sample_convention(syndicat, cdg), api.render_convention, api.convention_html,
-         api.ARCHIVE_VARIANT),
-        ("facture", "facture", sample_facture(syndicat, cdg), api.render_facture, api.facture_html,
-         api.FACTURX_VARIANT),
-        ("facture CDG", "facture", sample_facture(syndicat, cdg, support=True), api.render_facture,
-         api.facture_html, api.FACTURX_VARIANT),
+        (
+            "devis CDG",
+            "devis",
+            sample_devis(syndicat, cdg, support=True),
+            api.render_devis,
+            api.devis_html,
+            api.ARCHIVE_VARIANT,
+        ),
+        (
+            "convention",
+            "convention",
+            sample_convention(syndicat, cdg),
+            api.render_convention,
+            api.convention_html,
+            api.ARCHIVE_VARIANT,
+        ),
+        (
+            "facture",
+            "facture",
+            sample_facture(syndicat, cdg),
+            api.render_facture,
+            api.facture_html,
+            api.FACTURX_VARIANT,
+        ),
+        (
+            "facture CDG",
+            "facture",
+            sample_facture(syndicat, cdg, support=True),
+            api.render_facture,
+            api.facture_html,
+            api.FACTURX_VARIANT,
+        ),
         ("avoir", "avoir", sample_avoir(syndicat, cdg), api.render_avoir, api.avoir_html, api.FACTURX_VARIANT),
     ]
     print(f"{'document':<13}{'pages':>6}{'ours ms':>10}{'bare ms':>10}{'overhead':>10}")
@@ -111,11 +135,15 @@ def per_kind(repeat: int) -> None:
         print(f"{name:<13}{pages:>6}{ours_ms:>10.1f}{bare_ms:>10.1f}{(ours_ms / bare_ms - 1) * 100:>9.1f}%")
     for facture in (sample_facture(syndicat, cdg), sample_facture(syndicat, cdg, support=True)):
         ours_ms, naive_ms = timed_pair(_stored(store, api.render_facture, facture), naive_invoice(facture), repeat)
-        print(f"\n{facture.number} ({_pages(api.render_facture(facture))} page, Factur-X): ours {ours_ms:.1f} ms, "
-              f"naive DejaVu {naive_ms:.1f} ms, ratio {ours_ms / naive_ms:.2f} (target ≤ 0.35)")
+        print(
+            f"\n{facture.number} ({_pages(api.render_facture(facture))} page, Factur-X): ours {ours_ms:.1f} ms, "
+            f"naive DejaVu {naive_ms:.1f} ms, ratio {ours_ms / naive_ms:.2f} (target ≤ 0.35)"
+        )
         slow_ms = _without_harfbuzz_subset(naive_invoice(facture), repeat)
-        print(f"  naive DejaVu without libharfbuzz-subset0 (fontTools subsetting): {slow_ms:.1f} ms, "
-              f"ratio {ours_ms / slow_ms:.2f}")
+        print(
+            f"  naive DejaVu without libharfbuzz-subset0 (fontTools subsetting): {slow_ms:.1f} ms, "
+            f"ratio {ours_ms / slow_ms:.2f}"
+        )
 
 
 def _stored(store: DocumentStore, render: Callable[[Any], bytes], doc: Any) -> Callable[[], object]:
@@ -196,9 +224,10 @@ def _one_invoice(index: int) -> str:
 def throughput(count: int, processes: int) -> float:
     """Seconds to render and store `count` distinct invoices on `processes` warmed-up workers."""
     ctx = mp.get_context("spawn")
-    with tempfile.TemporaryDirectory(prefix="bench-docs-") as root, ctx.Pool(
-        processes, initializer=_init_worker, initargs=(root,)
-    ) as pool:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-docs-") as root,
+        ctx.Pool(processes, initializer=_init_worker, initargs=(root,)) as pool,
+    ):
         pool.map(_ready, range(processes * 4), chunksize=1)
         start = time.perf_counter()
         hashes = pool.map(_one_invoice, range(1, count + 1), chunksize=4)
@@ -219,8 +248,10 @@ def main() -> None:
         return
     one = throughput(args.invoices, 1)
     two = throughput(args.invoices, 2)
-    print(f"\n{args.invoices} invoices: 1 process {one:.2f} s ({args.invoices / one:.1f}/s), "
-          f"2 processes {two:.2f} s ({args.invoices / two:.1f}/s), speed-up {one / two:.2f}× (target ≥ 1.7)")
+    print(
+        f"\n{args.invoices} invoices: 1 process {one:.2f} s ({args.invoices / one:.1f}/s), "
+        f"2 processes {two:.2f} s ({args.invoices / two:.1f}/s), speed-up {one / two:.2f}× (target ≥ 1.7)"
+    )
 
 
 if __name__ == "__main__":
