@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -216,9 +218,11 @@ def deposit(settings: Settings, identity: IssuerIdentity, filename: str, content
     target = folder / filename
     if target.exists() and target.read_bytes() == content:
         return target
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_bytes(content)
-    tmp.replace(target)
+    # A temporary file of its own: two processes filing the same invoice at once both succeed.
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{filename}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+    os.replace(tmp, target)
     return target
 
 
