@@ -131,18 +131,7 @@ def issue_invoice(
         session.add(
             InvoiceLine(
                 invoice_id=invoice.id,  # type: ignore[arg-type]
-                position=line.position,
-                item_code=line.code,
-                label=line.label,
-                unit=line.unit,
-                kind=line.kind,
-                quantity=line.quantity,
-                unit_price_ttc=line.unit_price_ttc,
-                unit_price_ht=line.unit_price_ht,
-                vat_rate=line.vat_rate,
-                total_ht=line.total_ht,
-                total_vat=line.total_vat,
-                total_ttc=line.total_ttc,
+                **paperwork.line_columns(line),
                 period_start=period[0],
                 period_end=period[1],
             )

@@ -9,6 +9,7 @@ from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session
 
@@ -75,6 +76,24 @@ def collectivity_doc(row: Collectivity, request: ServiceRequest) -> doc.Collecti
         email=request.signatory_email,
         chorus_service_code=request.chorus_service_code or row.chorus_service_code,
     )
+
+
+def line_columns(line: PricedLine) -> dict[str, Any]:
+    """The columns a stored line (quote, invoice) keeps of a priced line — one place for both tables."""
+    return {
+        "position": line.position,
+        "item_code": line.code,
+        "label": line.label,
+        "unit": line.unit,
+        "kind": line.kind,
+        "quantity": line.quantity,
+        "unit_price_ttc": line.unit_price_ttc,
+        "unit_price_ht": line.unit_price_ht,
+        "vat_rate": line.vat_rate,
+        "total_ht": line.total_ht,
+        "total_vat": line.total_vat,
+        "total_ttc": line.total_ttc,
+    }
 
 
 def priced_from_rows(quote: Quote, lines: list[QuoteLine], vat: VatRegime) -> PricedDocument:

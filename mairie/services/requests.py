@@ -403,24 +403,7 @@ def _store_quote(
     session.add(quote)
     session.flush()
     for line in priced.lines:
-        session.add(
-            QuoteLine(
-                quote_id=quote.id,  # type: ignore[arg-type]
-                position=line.position,
-                item_code=line.code,
-                label=line.label,
-                unit=line.unit,
-                kind=line.kind,
-                quantity=line.quantity,
-                unit_price_ttc=line.unit_price_ttc,
-                unit_price_ht=line.unit_price_ht,
-                vat_rate=line.vat_rate,
-                total_ht=line.total_ht,
-                total_vat=line.total_vat,
-                total_ttc=line.total_ttc,
-                note=line.note,
-            )
-        )
+        session.add(QuoteLine(quote_id=quote.id, note=line.note, **paperwork.line_columns(line)))  # type: ignore[arg-type]
     return quote
 
 
