@@ -10,7 +10,8 @@ Each submission is a real small commune of 59/62 (a band fee, so no operator ste
 submitted with `mairie.services.submission.submit` (register now, then the processing flow: through the
 Prefect deployment `traitement-demande` when an API is configured, in this process otherwise). The clock
 stops when the email carrying both quotes (`X-Mairie-Dedup-Key: quotes:<reference>:v1`, with both DEV
-PDFs attached) is a file in the mail folder. The first submission warms up and is not counted.
+PDFs attached) is a file in the mail folder. The first submission warms up and is not counted. Against
+a stack, each line also says when the flow run started (from its timestamps on the Prefect server).
 """
 
 from __future__ import annotations
@@ -41,6 +42,20 @@ def quotes_mail(folder: Path, reference: str, seen: set[Path]) -> bool:
         if mail.dedup_key == f"quotes:{reference}:v1" and sum("-DEV-" in a for a in mail.attachments) == 2:
             return True
     return False
+
+
+def breakdown(flow_run_id: str, submitted_at: float) -> str:
+    """Where the time went, from the flow run's timestamps on the Prefect server: waiting to be picked up
+    (submission → the run's process starts the flow), the run itself, and the rest (mail written after)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run_id)  # type: ignore[arg-type]
+    if run.start_time is None:
+        return ""
+    start = run.start_time.timestamp()
+    ran = f", flow ran {run.end_time.timestamp() - start:.2f} s" if run.end_time is not None else ""
+    return f" — picked up and started after {start - submitted_at:.2f} s{ran}"
 
 
 def forms(n: int) -> list[Any]:
@@ -105,7 +120,7 @@ def main() -> None:
     get_settings.cache_clear()  # the flows read their settings from the environment
     print(f"quote latency — {mode}")
     day = datetime.now(PARIS).date()
-    latencies = []
+    latencies: list[float] = []
     seen: set[Path] = set()
     with stack.prefect_of_running_stack(settings):
         for index, form in enumerate(forms(args.n + 1)):
@@ -119,7 +134,8 @@ def main() -> None:
                 time.sleep(0.02)
             elapsed = time.perf_counter() - start
             label = "warm-up, not counted" if index == 0 else f"{index}/{args.n}"
-            print(f"  {reference} {form.collectivity}: {elapsed:.2f} s ({label})", flush=True)
+            detail = breakdown(submission.flow_run_id, time.time() - elapsed) if submission.flow_run_id else ""
+            print(f"  {reference} {form.collectivity}: {elapsed:.2f} s ({label}){detail}", flush=True)
             if index:
                 latencies.append(elapsed)
     if server is not None:
