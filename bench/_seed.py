@@ -73,7 +73,7 @@ from models.entities import (
 from models.numbering import format_number
 from models.pricing import BasketLine, PricedDocument, quote_preview
 from models.reference_data import COMMUNES_FILE, stored_grids
-from models.repository import Found
+from models.repository import Found, vintage_in_force
 
 ESTABLISHMENT_KINDS = (
     "CCAS de",
@@ -400,9 +400,7 @@ class _Communes:
 
     def found(self, insee_code: str, on: date) -> Found:
         commune = self.rows[insee_code]
-        rows = self.populations.get(insee_code, [])
-        in_force = [r for r in rows if r.in_force_from <= on]
-        pop = in_force[-1] if in_force else (rows[0] if rows else None)
+        pop = vintage_in_force(self.populations.get(insee_code, []), on)
         return Found(
             kind="commune",
             name=commune.name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -97,6 +98,11 @@ def population_in_force(session: Session, insee_code: str, on: date) -> CommuneP
     rows = session.exec(
         select(CommunePopulation).where(CommunePopulation.insee_code == insee_code).order_by(CommunePopulation.vintage)
     ).all()
+    return vintage_in_force(rows, on)
+
+
+def vintage_in_force(rows: Sequence[CommunePopulation], on: date) -> CommunePopulation | None:
+    """Of one commune's populations sorted by vintage: the latest in force on a date, else the oldest."""
     in_force = [r for r in rows if r.in_force_from <= on]
     if in_force:
         return in_force[-1]
