@@ -7,11 +7,12 @@ asserts nothing). Target (issue #10): median < 2 s.
     .venv/bin/python bench/quote_latency.py --n 20
 
 Each submission is a real small commune of 59/62 (a band fee, so no operator step), a realistic basket,
-submitted with `mairie.services.submission.submit` (register now, then the processing flow: through the
-Prefect deployment `traitement-demande` when an API is configured, in this process otherwise). The clock
-stops when the email carrying both quotes (`X-Mairie-Dedup-Key: quotes:<reference>:v1`, with both DEV
-PDFs attached) is a file in the mail folder. The first submission warms up and is not counted. Against
-a stack, each line also says when the flow run started (from its timestamps on the Prefect server).
+submitted with `mairie.services.submission.submit` (register now, then the quotes: with a stack, a run of
+the background task `emission-devis` that the stack's quote worker picks up; without one, in this
+process). The clock stops when the email carrying both quotes (`X-Mairie-Dedup-Key:
+quotes:<reference>:v1`, with both DEV PDFs attached) is a file in the mail folder. The first submission
+warms up and is not counted. Against a stack, each line also says when the task run started (from its
+timestamps on the Prefect server).
 """
 
 from __future__ import annotations
@@ -44,18 +45,18 @@ def quotes_mail(folder: Path, reference: str, seen: set[Path]) -> bool:
     return False
 
 
-def breakdown(flow_run_id: str, submitted_at: float) -> str:
-    """Where the time went, from the flow run's timestamps on the Prefect server: waiting to be picked up
-    (submission → the run's process starts the flow), the run itself, and the rest (mail written after)."""
+def breakdown(run_id: str, kind: str, submitted_at: float) -> str:
+    """Where the time went, from the run's timestamps on the Prefect server: waiting to be picked up
+    (submission → the task worker or the run's new process starts it), the run itself, and the rest."""
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
-        run = client.read_flow_run(flow_run_id)  # type: ignore[arg-type]
+        run = client.read_task_run(run_id) if kind == "task-run" else client.read_flow_run(run_id)  # type: ignore[arg-type]
     if run.start_time is None:
         return ""
     start = run.start_time.timestamp()
-    ran = f", flow ran {run.end_time.timestamp() - start:.2f} s" if run.end_time is not None else ""
-    return f" — picked up and started after {start - submitted_at:.2f} s{ran}"
+    ran = f", ran {run.end_time.timestamp() - start:.2f} s" if run.end_time is not None else ""
+    return f" — {kind} started after {start - submitted_at:.2f} s{ran}"
 
 
 def forms(n: int) -> list[Any]:
@@ -95,7 +96,7 @@ def main() -> None:
     api = os.environ.get("PREFECT_API_URL") or (stack.running(settings) or {}).get("prefect_ui")
     server = None
     if api:
-        mode = f"stack: Prefect API {api}, deployment traitement-demande, mail folder {settings.mail_path}"
+        mode = f"stack: Prefect API {api}, task emission-devis (quote worker), mail folder {settings.mail_path}"
     else:
         folder = Path(tempfile.mkdtemp(prefix="bench-quote-latency-"))
         os.environ.setdefault("PREFECT_HOME", str(folder / "prefect"))  # before Prefect is imported
@@ -134,7 +135,9 @@ def main() -> None:
                 time.sleep(0.02)
             elapsed = time.perf_counter() - start
             label = "warm-up, not counted" if index == 0 else f"{index}/{args.n}"
-            detail = breakdown(submission.flow_run_id, time.time() - elapsed) if submission.flow_run_id else ""
+            detail = ""
+            if submission.run_id and submission.run_kind:
+                detail = breakdown(submission.run_id, submission.run_kind, time.time() - elapsed)
             print(f"  {reference} {form.collectivity}: {elapsed:.2f} s ({label}){detail}", flush=True)
             if index:
                 latencies.append(elapsed)

@@ -175,6 +175,36 @@ def _process_run_name() -> str:
     return f"traitement-{label}-{datetime.now(PARIS):%Y%m%d-%H%M%S}"
 
 
+def quote_and_send(request_id: int, day: date) -> dict[str, Any]:
+    """Issue both quotes of a request whose amounts are all known, send the email, show the summary."""
+    quotes = issue(request_id, day)
+    sent = send_mail()
+    publish_summary(quotes)
+    get_run_logger().info("Devis %s émis ; courriel : %s", ", ".join(q.number for q in quotes.quotes), sent)
+    return {
+        "reference": quotes.reference,
+        "status": "quoted",
+        "quotes": [q.number for q in quotes.quotes],
+        "convention": quotes.convention,
+        "approval_url": quotes.approval_url,
+    }
+
+
+# Served by a long-lived task worker (`mairie quote-worker`, started by `mairie up`): an eligible request
+# submitted through the CLI or the API gets its quotes in about a second, without the start of a new
+# process that a flow run of a served deployment costs. The state lives in the database: issuing twice
+# returns what was issued, and the `suivi-conventions` schedule quotes any eligible request this path
+# missed (worker stopped). `refresh_cache`: a task worker caches results by their inputs unless told
+# otherwise, and request ids repeat across databases.
+@task(name="emission-devis", task_run_name="devis-demande-{request_id}", refresh_cache=True)
+def quote_request(request_id: int, on: date) -> dict[str, Any]:
+    """An eligible request: number, render and store both quotes and the draft convention, email them."""
+    return quote_and_send(request_id, on)
+
+
+QUOTE_TASKS = (quote_request,)
+
+
 @flow(name="traitement-demande", flow_run_name=_process_run_name, log_prints=False)
 def process_request(request_id: int, on: date | None = None, operator_timeout_s: int = 7 * 86400) -> dict[str, Any]:
     """A registered request: ask an operator for the "sur devis" amounts, then issue both quotes and send them."""
@@ -196,17 +226,7 @@ def process_request(request_id: int, on: date | None = None, operator_timeout_s:
                 break
             except (ValueError, DomainError) as exc:
                 logger.warning("Montant refusé : %s — saisissez-le à nouveau.", exc)
-    quotes = issue(outcome.request_id, day)
-    sent = send_mail()
-    publish_summary(quotes)
-    logger.info("Devis %s émis ; courriel : %s", ", ".join(q.number for q in quotes.quotes), sent)
-    return {
-        "reference": quotes.reference,
-        "status": "quoted",
-        "quotes": [q.number for q in quotes.quotes],
-        "convention": quotes.convention,
-        "approval_url": quotes.approval_url,
-    }
+    return quote_and_send(outcome.request_id, day)
 
 
 @flow(name="demande-de-services", flow_run_name=_run_name, log_prints=False)

@@ -8,23 +8,36 @@ Prefect was down included).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows.intake import quote_and_send
 from mairie.formatting import PARIS, euros
 from mairie.services import approvals, provisioning
+from mairie.services import requests as intake
 from mairie.services.mail import dispatch
 from mairie.settings import get_settings
+from models.errors import DomainError
+
+# An eligible request is quoted within a second or two by the quote worker; one still unquoted after this
+# delay was missed (worker stopped, Prefect server restarted) and the schedule quotes it.
+QUOTE_GRACE_S = 120
 
 
 @task(cache_policy=NO_CACHE)
 def housekeeping() -> approvals.HousekeepingReport:
     """Signature reminders (7 and 14 days by default) and expiry (30 days)."""
     return approvals.signature_housekeeping(get_settings())
+
+
+@task(cache_policy=NO_CACHE)
+def unquoted_requests(grace_s: int) -> list[int]:
+    """Eligible requests whose quotes did not leave (the quote worker missed them)."""
+    return intake.eligible_unquoted(get_settings(), timedelta(seconds=grace_s))
 
 
 @task(cache_policy=NO_CACHE)
@@ -73,9 +86,16 @@ def _stamp() -> str:
 
 
 @flow(name="suivi-conventions", flow_run_name=lambda: f"suivi-{_stamp()}", log_prints=False)
-def follow_conventions() -> dict[str, Any]:
-    """Scheduled: signature reminders and expiry, then the handoff of every convention that came into force."""
+def follow_conventions(quote_grace_s: int = QUOTE_GRACE_S) -> dict[str, Any]:
+    """Scheduled: quotes the quote worker missed, signature reminders and expiry, then the handoff of every
+    convention that came into force."""
     logger = get_run_logger()
+    quoted = []
+    for request_id in unquoted_requests(quote_grace_s):
+        try:
+            quoted.append(quote_and_send(request_id, datetime.now(PARIS).date())["reference"])
+        except DomainError as exc:
+            logger.warning("Demande n° %s restée sans devis : %s", request_id, exc)
     report = housekeeping()
     orders = []
     for convention_id in pending_handoffs():
@@ -85,8 +105,15 @@ def follow_conventions() -> dict[str, Any]:
             publish_order(order)
         orders.append(order.number)
     sent = send_mail()
-    logger.info("Relances %s, expirées %s, bons %s, courriels %s", report.reminders, report.expired, orders, sent)
-    return {"reminders": report.reminders, "expired": report.expired, "orders": orders, "sent": sent}
+    logger.info(
+        "Devis %s, relances %s, expirées %s, bons %s, courriels %s",
+        quoted,
+        report.reminders,
+        report.expired,
+        orders,
+        sent,
+    )
+    return {"quoted": quoted, "reminders": report.reminders, "expired": report.expired, "orders": orders, "sent": sent}
 
 
 @flow(name="contre-signature-operateur", flow_run_name="contre-signature-{convention}-{party}", log_prints=False)

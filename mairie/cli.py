@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Callable
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -264,18 +265,18 @@ def request_submit(
         "reference": result.request.reference,
         "status": result.request.status,
         "collectivity": result.request.collectivity,
-        "flow_run_id": result.flow_run_id,
-        "flow_run_url": result.flow_run_url,
+        "run_id": result.run_id,
+        "run_url": result.run_url,
         "result": result.result,
     }
     if as_json:
         print_json(data)
         return
     out.print(f"Demande [bold]{data['reference']}[/] ({data['collectivity']}) : {data['status']}")
-    if result.flow_run_id:
-        out.print(f"Traitement lancé : run {result.flow_run_id}")
-        if result.flow_run_url:
-            out.print(f"Suivi : {result.flow_run_url}")
+    if result.run_id:
+        out.print(f"Traitement lancé : run {result.run_id}")
+        if result.run_url:
+            out.print(f"Suivi : {result.run_url}")
     elif result.result:
         for key in ("quotes", "convention", "approval_url"):
             if key in result.result:
@@ -530,7 +531,6 @@ def payments_record(
 @handles_errors
 def payments_import(path: str = typer.Argument(..., help="Fichier CSV")) -> None:
     """Importe des paiements : colonnes invoice_number, amount, paid_on, reference (tout ou rien)."""
-    from pathlib import Path
 
     from mairie.services.billing import import_payments
 
@@ -596,7 +596,7 @@ def up(
         out.print("Initialisation de la base…")
         initialise(s)
         mail = LoopbackMailServer(s.mail_path, host=s.smtp_host, port=s.smtp_port).start()
-        prefect = web = None
+        prefect = web = quotes = None
         try:
             out.print("Démarrage du serveur Prefect…")
             prefect = stack.start_prefect_server(
@@ -608,11 +608,12 @@ def up(
                 90,
                 prefect,
             )
+            quotes = stack.start_quote_worker(env, logs / "quote-worker.log")
             web = stack.start_web(s, env, logs / "web.log")
             stack.wait_until(
                 lambda: stack.http_ok(f"{s.public_url.rstrip('/')}/health"), "la page d'approbation", 30, web
             )
-            stack.write_lock_info(lock, urls)
+            stack.write_lock_info(lock, urls, Path(env["PREFECT_RESULTS_LOCAL_STORAGE_PATH"]))
             out.print(
                 f"\n[bold green]Mairie Connectée tourne.[/]\n"
                 f"  Interface Prefect      : {urls.prefect_ui}\n"
@@ -630,9 +631,27 @@ def up(
         finally:
             out.print("Arrêt…")
             stack.stop(web)
+            stack.stop(quotes)
             stack.stop(prefect)
             mail.stop()
             out.print("Arrêté.")
+
+
+@app.command("quote-worker")
+@handles_errors
+def quote_worker(
+    limit: int = typer.Option(4, "--limit", min=1, max=32, help="Demandes traitées en même temps"),
+    status_port: int | None = typer.Option(
+        None, "--status-port", help="Port (127.0.0.1) d'une page d'état GET /status, pour une sonde de santé"
+    ),
+) -> None:
+    """Sert la tâche Prefect « emission-devis » : les devis d'une demande éligible partent en une seconde.
+
+    Lancé par « mairie up » ; en production, un service à côté du worker Prefect (deploy/systemd)."""
+    from mairie import stack
+
+    out.print("Serveur de devis : préchauffage…")
+    stack.serve_quote_tasks(settings(), limit=limit, status_port=status_port)
 
 
 @app.command()

@@ -153,7 +153,7 @@ def run_demo(settings: Settings, out: Console) -> None:
     demo.say(
         f"Demande de {name} ({code}, {population} habitants)",
         f"référence {submission.request.reference} — état {submission.request.status}",
-        f"run Prefect : {submission.flow_run_url or 'traitement local'}",
+        f"run Prefect : {submission.run_url or 'traitement local'}",
     )
 
     quotes_mail = wait_for_mail(folder, lambda m: mayor in m.to and len(m.attachments) == 3, "devis au maire")

@@ -3,6 +3,8 @@
 - a local Prefect server with its UI (SQLite under the data directory), as a child process;
 - the loopback SMTP server keeping every message in the mail folder (a thread);
 - the approval web app (a child process);
+- the quote worker (a child process): a Prefect task worker serving `emission-devis`, so that an eligible
+  request submitted by the CLI or the API gets its quotes in about a second;
 - every deployment of `flows.deployments` served from this process (schedules in Europe/Paris).
 
 A lock file in the data directory makes a second `mairie up` say that one is running instead of failing
@@ -85,10 +87,19 @@ def single_instance(settings: Settings) -> Iterator[Path]:
         handle.close()
 
 
-def write_lock_info(path: Path, stack: StackUrls) -> None:
+def write_lock_info(path: Path, stack: StackUrls, task_storage: Path) -> None:
     with path.open("r+") as handle:
         handle.truncate(0)
-        handle.write(json.dumps({"pid": os.getpid(), "prefect_ui": stack.prefect_ui, "approval": stack.approval}))
+        handle.write(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "prefect_ui": stack.prefect_ui,
+                    "approval": stack.approval,
+                    "task_storage": str(task_storage),
+                }
+            )
+        )
 
 
 def check_exposure(host: str, auth: str | None) -> None:
@@ -146,10 +157,18 @@ def prefect_env(settings: Settings, api_url: str, auth: str | None) -> dict[str,
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # The served deployments look for new runs every 2 s (default 10 s): a request's quotes leave in seconds.
     env.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")
+    # Background task runs keep their parameters there: whoever submits (CLI, web app) and the quote worker
+    # must read and write the same folder.
+    env.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(task_storage(settings)))
     if auth:
         env["PREFECT_SERVER_API_AUTH_STRING"] = auth
         env["PREFECT_API_AUTH_STRING"] = auth
     return env
+
+
+def task_storage(settings: Settings) -> Path:
+    """Where the stack's Prefect keeps background task parameters and results."""
+    return settings.data_dir / "prefect" / "storage"
 
 
 def start_prefect_server(
@@ -179,6 +198,47 @@ def start_web(settings: Settings, env: dict[str, str], log: Path) -> subprocess.
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def start_quote_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    handle = log.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-c", "from mairie.cli import app; app()", "quote-worker"],
+        env=quote_worker_env(env),
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def quote_worker_env(env: dict[str, str]) -> dict[str, str]:
+    """The task worker's own log lines carry a task run but no flow run: Prefect would warn about each;
+    the task's log lines still reach the UI."""
+    return {**env, "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore"}
+
+
+def serve_quote_tasks(settings: Settings, limit: int = 4, status_port: int | None = None) -> None:
+    """The quote worker: warm up (imports, fonts, stylesheets, database) so that the first request is as
+    quick as the others, then serve the quote task until stopped. Needs a Prefect server (PREFECT_API_URL)."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.task_worker import serve
+
+    if not PREFECT_API_URL.value():
+        raise StackError(
+            "le serveur de devis a besoin d'un serveur Prefect : définissez PREFECT_API_URL "
+            "(« mairie up » le fait pour sa pile)."
+        )
+    from documents.api import render_devis
+    from documents.data import Issuer
+    from documents.samples import sample_devis
+    from flows.intake import QUOTE_TASKS
+    from models.db import reachable
+
+    with reachable(settings.sqlalchemy_url):
+        pass
+    syndicat, cdg = Issuer.from_identity(settings.syndicat), Issuer.from_identity(settings.cdg62)
+    render_devis(sample_devis(syndicat, cdg))
+    serve(*QUOTE_TASKS, limit=limit, status_server_port=status_port)  # type: ignore[arg-type]
 
 
 def stop(process: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
@@ -236,7 +296,13 @@ def running(settings: Settings) -> dict[str, str] | None:
 def prefect_of_running_stack(settings: Settings) -> Iterator[bool]:
     """Point Prefect's client at the running stack when PREFECT_API_URL is not set; yields whether an API
     is configured."""
-    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_AUTH_STRING,
+        PREFECT_API_URL,
+        PREFECT_RESULTS_LOCAL_STORAGE_PATH,
+        PREFECT_UI_URL,
+        temporary_settings,
+    )
 
     if PREFECT_API_URL.value():
         yield True
@@ -246,6 +312,8 @@ def prefect_of_running_stack(settings: Settings) -> Iterator[bool]:
         yield False
         return
     updates = {PREFECT_API_URL: f"{info['prefect_ui']}/api", PREFECT_UI_URL: info["prefect_ui"]}
+    if info.get("task_storage"):  # the quote worker reads the parameters of the runs we hand it from there
+        updates[PREFECT_RESULTS_LOCAL_STORAGE_PATH] = info["task_storage"]
     if settings.prefect_auth_string:
         updates[PREFECT_API_AUTH_STRING] = settings.prefect_auth_string
     with temporary_settings(updates=updates):

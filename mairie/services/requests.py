@@ -363,11 +363,27 @@ def notify_operator_task(settings: Settings, request_id: int, run_url: str | Non
         uow.commit()
 
 
-def _request(session: Session, request_id: int) -> ServiceRequest:
-    request = session.get(ServiceRequest, request_id)
+def _request(session: Session, request_id: int, *, for_update: bool = False) -> ServiceRequest:
+    query = select(ServiceRequest).where(ServiceRequest.id == request_id)
+    if for_update:  # PostgreSQL: a second issuer of the same request waits, then finds it quoted
+        query = query.with_for_update()
+    request = session.exec(query).first()
     if request is None:
         raise NotFound(f"aucune demande n° {request_id}")
     return request
+
+
+def eligible_unquoted(settings: Settings, older_than: timedelta) -> list[int]:
+    """Eligible requests (every amount known) still without quotes after `older_than`: the quote worker
+    was stopped, or the Prefect server restarted and forgot its queue of background task runs."""
+    limit = utcnow() - older_than
+    with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
+        rows = uow.session.exec(
+            select(ServiceRequest.id)
+            .where(ServiceRequest.status == "eligible", ServiceRequest.updated_at < limit)
+            .order_by(ServiceRequest.id)  # type: ignore[arg-type]
+        ).all()
+        return [int(r) for r in rows if r is not None]
 
 
 def _store_quote(
@@ -414,7 +430,7 @@ def issue_quotes(settings: Settings, request_id: int, on: date) -> QuotesOutcome
     email to the signatory — one transaction. Issuing again returns what was issued."""
     with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
         session = uow.session
-        request = _request(session, request_id)
+        request = _request(session, request_id, for_update=True)
         if request.status in ("quoted", "signing", "in_force", "declined", "expired"):
             return _issued(settings, session, request)
         if request.status != "eligible":

@@ -1,6 +1,12 @@
 """Submitting a request from the CLI or the JSON API: validate and register now (clear errors before
 anything else), then process it — through the Prefect API when a server is configured (the run shows in
-the UI), in this process otherwise."""
+the UI), in this process otherwise.
+
+Through Prefect, an eligible request (every amount known) becomes a run of the background task
+`emission-devis`, which the long-lived quote worker picks up at once (`mairie quote-worker`, started by
+`mairie up`): its quotes leave in about a second. A request that waits for an operator's amount, or is
+refused, starts the `traitement-demande` deployment, whose run pauses for the operator's input in the UI.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +25,10 @@ PROCESS_DEPLOYMENT = "traitement-demande/traitement-demande"
 @dataclass(frozen=True)
 class Submission:
     request: RequestOutcome
-    flow_run_id: str | None
-    flow_run_url: str | None
+    run_id: str | None  # the Prefect run processing it: a task run (quotes) or a flow run (operator, refusal)
+    run_url: str | None
     result: dict[str, Any] | None  # when processed in this process
+    run_kind: str | None = None  # "task-run" | "flow-run"
 
 
 def submit(
@@ -34,8 +41,11 @@ def submit(
     outcome = register_request(settings, form, channel=channel, on=day)
     with prefect_of_running_stack(settings) as api:
         if api and not in_process:
+            if outcome.status == "eligible":
+                run_id, url = start_quote_task(outcome.request_id, day)
+                return Submission(outcome, run_id, url, None, "task-run")
             run_id, url = start_deployment(outcome.request_id, day)
-            return Submission(outcome, run_id, url, None)
+            return Submission(outcome, run_id, url, None, "flow-run")
     return Submission(outcome, None, None, process_here(settings, outcome, day))
 
 
@@ -69,7 +79,19 @@ def start_deployment(request_id: int, day: date) -> tuple[str, str | None]:
     from prefect.deployments import run_deployment
 
     run = run_deployment(PROCESS_DEPLOYMENT, parameters={"request_id": request_id, "on": day.isoformat()}, timeout=0)
+    return str(run.id), _ui_link("flow-run", str(run.id))
+
+
+def start_quote_task(request_id: int, day: date) -> tuple[str, str | None]:
+    """Hand an eligible request to the quote worker without waiting; returns the task run's id and UI link."""
+    from flows.intake import quote_request
+
+    future = quote_request.delay(request_id, day)
+    return str(future.task_run_id), _ui_link("task-run", str(future.task_run_id))
+
+
+def _ui_link(kind: str, run_id: str) -> str | None:
     from prefect.settings import PREFECT_UI_URL
 
     ui = PREFECT_UI_URL.value()
-    return str(run.id), (f"{ui.rstrip('/')}/runs/flow-run/{run.id}" if ui else None)
+    return f"{ui.rstrip('/')}/runs/{kind}/{run_id}" if ui else None

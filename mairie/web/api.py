@@ -64,8 +64,8 @@ class SubmittedOut(BaseModel):
     id: int
     reference: str = Field(description="Référence de la demande, ex. MC-DEM-2026-00001")
     status: str = Field(description="État de la demande (eligible, waiting_operator, quoted, refused…)")
-    flow_run_id: str | None = Field(description="Exécution Prefect qui traite la demande, s'il y en a une")
-    flow_run_url: str | None = Field(description="Lien vers cette exécution dans l'interface Prefect")
+    run_id: str | None = Field(description="Exécution Prefect (tâche ou flux) qui traite la demande, s'il y en a une")
+    run_url: str | None = Field(description="Lien vers cette exécution dans l'interface Prefect")
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -90,8 +90,8 @@ def post_request(request: Request, form: RequestForm) -> SubmittedOut:
         id=done.request.request_id,
         reference=done.request.reference,
         status=current.status,
-        flow_run_id=done.flow_run_id,
-        flow_run_url=done.flow_run_url,
+        run_id=done.run_id,
+        run_url=done.run_url,
     )
 
 

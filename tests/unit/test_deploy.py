@@ -42,10 +42,16 @@ REQUIRED_UNITS = {
     "mairie-prefect-server.service",
     "mairie-worker.service",
     "mairie-web.service",
+    "mairie-quote-worker.service",
     "mairie-migrate.service",
     "mairie-prefect-deploy.service",
 }
-LONG_RUNNING_UNITS = {"mairie-prefect-server.service", "mairie-worker.service", "mairie-web.service"}
+LONG_RUNNING_UNITS = {
+    "mairie-prefect-server.service",
+    "mairie-worker.service",
+    "mairie-web.service",
+    "mairie-quote-worker.service",
+}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -297,9 +303,7 @@ def test_every_entrypoint_is_an_importable_prefect_flow_taking_its_parameters() 
 def test_prefect_yaml_runs_from_the_installed_checkout_in_one_process_pool() -> None:
     document = prefect_yaml()
     assert not document.get("build") and not document.get("push")
-    assert document["pull"] == [
-        {"prefect.deployments.steps.set_working_directory": {"directory": INSTALL_DIR}}
-    ]
+    assert document["pull"] == [{"prefect.deployments.steps.set_working_directory": {"directory": INSTALL_DIR}}]
     for name, deployment in yaml_deployments().items():
         assert deployment["work_pool"]["name"] == POOL, name
         assert "pull" not in deployment, f"{name} overrides the pull step"
@@ -383,7 +387,10 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         (tmp_path / path.name).write_text(text, encoding="utf-8")
     done = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", *sorted(str(p) for p in tmp_path.glob("*.service"))],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     output = (done.stdout + done.stderr).splitlines()
     relevant = [line for line in output if str(tmp_path) in line or ".service" in line]
@@ -397,16 +404,16 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
 
 def test_compose_declares_the_services() -> None:
     services = compose()["services"]
-    assert set(services) == {"postgres", "migrate", "prefect-server", "worker", "web", "deployments"}
+    assert set(services) == {"postgres", "migrate", "prefect-server", "worker", "quote-worker", "web", "deployments"}
     for name, service in services.items():
         assert service.get("image") or service.get("build"), name
         for dependency, spec in (service.get("depends_on") or {}).items():
             assert dependency in services, f"{name} depends on unknown {dependency}"
             assert spec["condition"] in {"service_started", "service_healthy", "service_completed_successfully"}
-    for name in ("postgres", "prefect-server", "worker", "web"):
+    for name in ("postgres", "prefect-server", "worker", "quote-worker", "web"):
         assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
     assert services["migrate"]["restart"] == "no"
-    for name in ("worker", "web"):
+    for name in ("worker", "quote-worker", "web"):
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully", name
         assert services[name]["depends_on"]["prefect-server"]["condition"] == "service_healthy", name
     assert services["deployments"].get("profiles"), "registering deployments must not run at every `up`"
@@ -494,11 +501,17 @@ def test_env_example_uses_only_real_setting_names_and_documents_them_all() -> No
     assert unknown == [], f"not settings of mairie/settings.py (silently ignored): {unknown}"
 
     issuers = {f for f, info in Settings.model_fields.items() if info.annotation is IssuerIdentity}
-    missing = [f"MAIRIE_{f.upper()}" for f in Settings.model_fields if f not in issuers
-               and f"MAIRIE_{f.upper()}" not in mentioned]
+    missing = [
+        f"MAIRIE_{f.upper()}"
+        for f in Settings.model_fields
+        if f not in issuers and f"MAIRIE_{f.upper()}" not in mentioned
+    ]
     for issuer in sorted(issuers):
-        missing += [f"MAIRIE_{issuer.upper()}__{f.upper()}" for f in IssuerIdentity.model_fields
-                    if f"MAIRIE_{issuer.upper()}__{f.upper()}" not in mentioned]
+        missing += [
+            f"MAIRIE_{issuer.upper()}__{f.upper()}"
+            for f in IssuerIdentity.model_fields
+            if f"MAIRIE_{issuer.upper()}__{f.upper()}" not in mentioned
+        ]
     assert missing == [], f"settings not documented in deploy/mairie.env.example: {missing}"
 
 
@@ -575,10 +588,17 @@ def test_env_example_filled_in_loads(monkeypatch: pytest.MonkeyPatch) -> None:
 SECRET_PATTERNS = [
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
     (re.compile(r"://[^\s:/@${}]+:(?!\$\{)(?![^@\s]*CHANGE-ME)[^@\s]+@"), "a password in a URL"),
-    (re.compile(r"(?i)(secret|password|passwd|api[_-]?key|auth[_-]?string|token)\w*[\"']?\s*[:=]\s*[\"']?"
-                r"(?!\$\{)(?![^\s\"']*CHANGE-ME)[A-Za-z0-9+/=_:.-]{8,}"), "a credential assignment"),
-    (re.compile(r"(?<![A-Za-z0-9])(?=[A-Za-z0-9+/_-]*\d)(?=[A-Za-z0-9+/_-]*[a-zA-Z])[A-Za-z0-9+/_-]{40,}"),
-     "a long random-looking token"),
+    (
+        re.compile(
+            r"(?i)(secret|password|passwd|api[_-]?key|auth[_-]?string|token)\w*[\"']?\s*[:=]\s*[\"']?"
+            r"(?!\$\{)(?![^\s\"']*CHANGE-ME)[A-Za-z0-9+/=_:.-]{8,}"
+        ),
+        "a credential assignment",
+    ),
+    (
+        re.compile(r"(?<![A-Za-z0-9])(?=[A-Za-z0-9+/_-]*\d)(?=[A-Za-z0-9+/_-]*[a-zA-Z])[A-Za-z0-9+/_-]{40,}"),
+        "a long random-looking token",
+    ),
     (re.compile(r"\bFR\d{2}(?: ?\d{4}){5} ?\d{3}\b"), "an IBAN"),
 ]
 
