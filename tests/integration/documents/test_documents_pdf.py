@@ -9,14 +9,16 @@ from facturx import get_xml_from_pdf, xml_check_xsd
 from pypdf import PdfReader
 
 from documents import facturx_rules, render_avoir, render_convention, render_devis, render_facture, schematron
+from documents.api import FACTURX_VARIANT, facture_html
 from documents.data import Issuer, Signatory
+from documents.rendering import html_to_pdf
 from documents.samples import sample_avoir, sample_convention, sample_devis, sample_facture
 from mairie.settings import Settings
 
 SETTINGS = Settings()
 SYNDICAT = Issuer.from_identity(SETTINGS.syndicat)
 CDG = Issuer.from_identity(SETTINGS.cdg62)
-TRICKY = "Commune d'Écœuilly-sur-Lys <Nord> & \"Fils\""
+TRICKY = 'Commune d\'Écœuilly-sur-Lys <Nord> & "Fils"'
 
 
 def text_of(pdf: bytes) -> str:
@@ -81,6 +83,20 @@ def test_facture_is_factur_x_en16931_and_pdfa3():
     assert "Total TTC 838,40 €" in text
 
 
+def test_a_long_invoice_breaks_across_pages_with_the_header_row_repeated():
+    facture = sample_facture(SYNDICAT, CDG)
+    lines = tuple(dataclasses.replace(line, position=i) for i, line in enumerate(facture.priced.lines * 7, start=1))
+    long = dataclasses.replace(facture, priced=dataclasses.replace(facture.priced, lines=lines))
+    # The layout only (the repeated lines do not add up to the totals, so no Factur-X step).
+    reader = PdfReader(io.BytesIO(html_to_pdf(facture_html(long), "facture", pdf_variant=FACTURX_VARIANT)))
+    pages = [re.sub(r"[\s\xa0\u202f]+", " ", page.extract_text()) for page in reader.pages]
+    assert len(pages) >= 2
+    for number, text in enumerate(pages, start=1):
+        assert "DÉSIGNATION" in text and "TOTAL TTC" in text  # the header row, on every page
+        assert f"Page {number} / {len(pages)}" in text
+    assert "42 Licences antivirus" in pages[-1] and "Total TTC 838,40 €" in pages[-1]
+
+
 def test_cdg_facture_outside_scope():
     pdf = render_facture(sample_facture(SYNDICAT, CDG, support=True))
     _name, xml = get_xml_from_pdf(pdf)
@@ -112,7 +128,7 @@ def test_tricky_names_come_out_intact():
     assert TRICKY in text
     assert "Mme Zoë L'Hôte-Müller <maire>" in text
     _name, xml = get_xml_from_pdf(pdf)
-    assert b"Commune d'\xc3\x89c\xc5\x93uilly-sur-Lys &lt;Nord&gt; &amp; \"Fils\"" in xml
+    assert b'Commune d\'\xc3\x89c\xc5\x93uilly-sur-Lys &lt;Nord&gt; &amp; "Fils"' in xml
 
 
 def test_signed_convention_has_parties_annex_and_evidence():
