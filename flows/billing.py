@@ -145,12 +145,21 @@ def payment_reminders(today: date | None = None) -> dict[str, Any]:
 
 @flow(name="envoi-courriels", flow_run_name=lambda: f"courriels-{_stamp()}", log_prints=False)
 def outbox() -> dict[str, int]:
-    """Every five minutes: send the due emails of the outbox (retries with backoff; 5xx left undelivered)
-    and file for deposit the invoices a crash left unfiled. Each use case also does both right after its own
-    commit; this run catches retries and leftovers."""
+    """Every five minutes: complete the invoices a crash left numbered without their document, send the due
+    emails of the outbox (retries with backoff; 5xx left undelivered) and file for deposit what a crash left
+    unfiled. Each use case also does all three right after its own commits; this run catches leftovers."""
+    completed = complete_invoices()
     result = send_mail()
+    result["completed"] = len(completed)
     result["filed"] = len(file_deposits())
     return result
+
+
+@task(cache_policy=NO_CACHE)
+def complete_invoices() -> list[str]:
+    """Render, store and email the invoices numbered by a run that stopped before doing so."""
+    done = billing.complete_unfinished(get_settings())
+    return [i.number for i in done.values() if i.created]
 
 
 @task(cache_policy=NO_CACHE)

@@ -276,6 +276,7 @@ class QuoteLine(SQLModel, table=True):
     total_vat: Decimal = _money()
     total_ttc: Decimal = _money()
     note: str | None = Field(default=None, max_length=500)
+    family: str = Field(default="", max_length=100)  # catalogue family, printed under the label
 
 
 # --------------------------------------------------------------------------------------------------
@@ -412,6 +413,10 @@ class SubscriptionItem(SQLModel, table=True):
 class Invoice(SQLModel, table=True):
     """An invoice of one issuer. Never edited once issued: corrections are credit notes.
 
+    Issued in two steps: numbered with its lines (everything its document prints) in a short transaction
+    under the issuer's sequence lock (status `numbered`), then rendered, stored and emailed in a second one
+    (status `issued`); any later run completes an invoice a crash left `numbered`.
+
     At most one invoice per subscription, issuer and billing year: the unique constraint is what makes
     renewal campaigns idempotent.
     """
@@ -433,7 +438,8 @@ class Invoice(SQLModel, table=True):
     total_ttc: Decimal = _money()
     amount_paid: Decimal = _money(default=Decimal("0.00"))
     amount_credited: Decimal = _money(default=Decimal("0.00"))
-    status: str = Field(default="issued", max_length=20)  # issued | partially_paid | paid | credited
+    # numbered (step 1 done: number and lines, no document yet) | issued | partially_paid | paid | credited
+    status: str = Field(default="issued", max_length=20)
     buyer_siret: str | None = Field(default=None, max_length=14)
     chorus_service_code: str | None = Field(default=None, max_length=100)
     commitment_number: str | None = Field(default=None, max_length=100)
@@ -461,6 +467,8 @@ class InvoiceLine(SQLModel, table=True):
     total_ttc: Decimal = _money()
     period_start: date | None = None
     period_end: date | None = None
+    note: str | None = Field(default=None, max_length=500)
+    family: str = Field(default="", max_length=100)
 
 
 class CreditNote(SQLModel, table=True):

@@ -86,21 +86,55 @@ def issue_invoice(
     issued_on: date,
     delivery_date: date,
     period: tuple[date, date],
-    period_label: str,
 ) -> IssuedInvoice:
-    """Number, store, render (Factur-X), file for deposit and queue the email of one invoice — inside the
-    caller's transaction. If the invoice of that subscription, issuer and year exists, return it."""
+    """Number, store, render (Factur-X), file for deposit and queue the email of one invoice — both steps
+    inside the caller's transaction. If the invoice of that subscription, issuer and year exists, return it."""
+    invoice, created = record_invoice(
+        session,
+        settings,
+        subscription=subscription,
+        priced=priced,
+        kind=kind,
+        year=year,
+        issued_on=issued_on,
+        delivery_date=delivery_date,
+        period=period,
+    )
+    complete_invoice(session, settings, invoice)
+    return as_issued(invoice, created)
+
+
+def as_issued(invoice: Invoice, created: bool) -> IssuedInvoice:
+    return IssuedInvoice(
+        invoice.id,  # type: ignore[arg-type]
+        invoice.number,
+        invoice.issuer_code,
+        invoice.total_ttc,
+        invoice.document_sha256 or "",
+        created=created,
+    )
+
+
+def record_invoice(
+    session: Session,
+    settings: Settings,
+    *,
+    subscription: Subscription,
+    priced: PricedDocument,
+    kind: str,
+    year: int,
+    issued_on: date,
+    delivery_date: date,
+    period: tuple[date, date],
+) -> tuple[Invoice, bool]:
+    """Step 1, under the issuer's sequence lock: number the invoice and store it with its lines —
+    everything its document prints. Returns `(invoice, True)`, or the existing invoice of that
+    subscription, issuer and year with False. Keep the transaction short: the number's row stays locked
+    for every other numbering of the issuer until it ends."""
     assert subscription.id is not None
     found = existing_invoice(session, subscription.id, priced.issuer, year)
     if found is not None:
-        return IssuedInvoice(
-            found.id,
-            found.number,
-            found.issuer_code,
-            found.total_ttc,  # type: ignore[arg-type]
-            found.document_sha256 or "",
-            created=False,
-        )
+        return found, False
     identity = issuer_identity(settings, priced.issuer)
     collectivity = session.get(Collectivity, subscription.collectivity_id)
     convention = session.get(Convention, subscription.convention_id)
@@ -124,6 +158,7 @@ def issue_invoice(
         buyer_siret=collectivity.siret,
         chorus_service_code=request.chorus_service_code or collectivity.chorus_service_code,
         commitment_number=request.commitment_number,
+        status="numbered",
     )
     session.add(invoice)
     session.flush()
@@ -136,21 +171,63 @@ def issue_invoice(
                 period_end=period[1],
             )
         )
+    audit.record(
+        session,
+        actor="système",
+        action="invoice.numbered",
+        entity_type="invoice",
+        entity_id=invoice.id,
+        details={"number": number, "kind": kind, "year": year, "total_ttc": f"{invoice.total_ttc:.2f}"},
+    )
+    session.flush()
+    return invoice, True
+
+
+def period_label(invoice: Invoice) -> str:
+    """How the email names what the invoice covers."""
+    if invoice.kind == "first":
+        return f"première année du Pack Mairie Connectée ({invoice.billing_year})"
+    return f"renouvellement {invoice.billing_year}"
+
+
+def complete_invoice(session: Session, settings: Settings, invoice: Invoice) -> bool:
+    """Step 2, no sequence lock: render the Factur-X PDF from the stored rows, store it, queue the email —
+    once. Returns False when the invoice was complete already. The caller holds the invoice's row (locked
+    by `complete_unfinished`, or created in its own transaction)."""
+    if invoice.status != "numbered":
+        return False
+    identity = issuer_identity(settings, invoice.issuer_code)
+    collectivity = session.get(Collectivity, invoice.collectivity_id)
+    subscription = session.get(Subscription, invoice.subscription_id)
+    assert collectivity is not None and subscription is not None
+    convention = session.get(Convention, subscription.convention_id)
+    assert convention is not None
+    request = session.get(ServiceRequest, convention.request_id)
+    assert request is not None
+    lines = session.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)).all()
+    priced = PricedDocument(
+        issuer=invoice.issuer_code,
+        vat=vat_regime(identity),
+        lines=paperwork.priced_lines(lines),
+        total_ht=invoice.total_ht,
+        total_vat=invoice.total_vat,
+        total_ttc=invoice.total_ttc,
+    )
     pdf = paperwork.documents.render_facture(
         paperwork.doc.Facture(
-            number=number,
-            issue_date=issued_on,
-            delivery_date=delivery_date,
+            number=invoice.number,
+            issue_date=invoice.issued_on,
+            delivery_date=invoice.delivery_date,
             issuer=paperwork.issuer_doc(identity),
             collectivity=paperwork.collectivity_doc(collectivity, request),
             priced=priced,
-            period_start=period[0],
-            period_end=period[1],
+            period_start=lines[0].period_start if lines else None,
+            period_end=lines[0].period_end if lines else None,
             commitment_number=invoice.commitment_number,
             contract_reference=convention.reference,
         )
     )
-    stored = paperwork.keep(session, settings, pdf, kind="facture", filename=f"{number}.pdf")
+    stored = paperwork.keep(session, settings, pdf, kind="facture", filename=f"{invoice.number}.pdf")
     invoice.document_sha256 = stored.sha256  # filed for deposit after the commit (file_deposits)
     message = enqueue_message(
         session,
@@ -159,9 +236,9 @@ def issue_invoice(
         {
             "collectivity_name": collectivity.name,
             "issuer_name": identity.name,
-            "invoice_number": number,
-            "period_label": period_label,
-            "issued_on": issued_on,
+            "invoice_number": invoice.number,
+            "period_label": period_label(invoice),
+            "issued_on": invoice.issued_on,
             "due_on": invoice.due_on,
             "total_ttc": invoice.total_ttc,
             "payment": {
@@ -176,10 +253,11 @@ def issue_invoice(
         },
         to=[collectivity.email or request.signatory_email],
         attachments=[stored],
-        dedup_key=f"invoice:{number}",
+        dedup_key=f"invoice:{invoice.number}",
         related=("invoice", invoice.id),
     )
     invoice.emailed_message_id = message.id
+    invoice.status = "issued"
     session.add(invoice)
     audit.record(
         session,
@@ -188,14 +266,33 @@ def issue_invoice(
         entity_type="invoice",
         entity_id=invoice.id,
         details={
-            "number": number,
-            "kind": kind,
-            "year": year,
+            "number": invoice.number,
+            "kind": invoice.kind,
+            "year": invoice.billing_year,
             "total_ttc": f"{invoice.total_ttc:.2f}",
             "sha256": stored.sha256,
         },
     )
-    return IssuedInvoice(invoice.id, number, identity.code, invoice.total_ttc, stored.sha256, created=True)  # type: ignore[arg-type]
+    return True
+
+
+def complete_unfinished(settings: Settings, invoice_ids: Sequence[int] | None = None) -> dict[int, IssuedInvoice]:
+    """Complete the invoices still `numbered` (all of them, or those of `invoice_ids`),
+    one transaction each, the invoice's row locked: two runs never render or email one twice. Returns
+    each invoice looked at by id, `created` when it was completed here (False: another run did it)."""
+    with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
+        query = select(Invoice.id).where(Invoice.status == "numbered")
+        if invoice_ids is not None:
+            query = query.where(Invoice.id.in_(list(invoice_ids)))  # type: ignore[union-attr]
+        pending = [int(i) for i in uow.session.exec(query.order_by(Invoice.id)).all() if i is not None]  # type: ignore[arg-type]
+    done: dict[int, IssuedInvoice] = {}
+    for invoice_id in pending:
+        with unit_of_work(settings) as uow:
+            invoice = uow.session.exec(select(Invoice).where(Invoice.id == invoice_id).with_for_update()).one()
+            completed = complete_invoice(uow.session, settings, invoice)
+            uow.commit()
+            done[invoice_id] = as_issued(invoice, completed)
+    return done
 
 
 def deposit(settings: Settings, identity: IssuerIdentity, filename: str, content: bytes) -> Path:
@@ -215,25 +312,29 @@ def deposit(settings: Settings, identity: IssuerIdentity, filename: str, content
     return target
 
 
-def file_deposits(settings: Settings, limit: int = 10_000) -> list[str]:
+def file_deposits(settings: Settings, batch: int = 500) -> list[str]:
     """File every committed invoice and credit note not yet in its deposit folder (after their commit,
-    and again by any later run after a crash). Returns the numbers filed."""
+    and again by any later run after a crash), a batch per transaction. Returns the numbers filed."""
     filed: list[str] = []
-    with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
-        session = uow.session
-        rows: list[Invoice | CreditNote] = [
-            *session.exec(select(Invoice).where(Invoice.deposited_path.is_(None)).limit(limit)).all(),  # type: ignore[union-attr]
-            *session.exec(select(CreditNote).where(CreditNote.deposited_path.is_(None)).limit(limit)).all(),  # type: ignore[union-attr]
-        ]
-        for row in rows:
-            if not row.document_sha256:
-                continue
-            identity = issuer_identity(settings, row.issuer_code)
-            path = deposit(settings, identity, f"{row.number}.pdf", paperwork.load(settings, row.document_sha256))
-            row.deposited_path = str(path)
-            session.add(row)
-            filed.append(row.number)
-        uow.commit()
+    for table in (Invoice, CreditNote):
+        while True:
+            with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
+                session = uow.session
+                rows = session.exec(
+                    select(table)
+                    .where(table.deposited_path.is_(None), table.document_sha256.is_not(None))  # type: ignore[attr-defined]
+                    .order_by(table.id)  # type: ignore[arg-type]
+                    .limit(batch)
+                ).all()
+                for row in rows:
+                    identity = issuer_identity(settings, row.issuer_code)
+                    content = paperwork.load(settings, row.document_sha256 or "")
+                    row.deposited_path = str(deposit(settings, identity, f"{row.number}.pdf", content))
+                    session.add(row)
+                    filed.append(row.number)
+                uow.commit()
+            if len(rows) < batch:
+                break
     return filed
 
 
@@ -250,6 +351,11 @@ def _invoice_by_number(session: Session, number: str) -> Invoice:
     invoice = session.exec(select(Invoice).where(Invoice.number == number.strip())).first()
     if invoice is None:
         raise NotFound(f"aucune facture n° « {number} »")
+    if invoice.status == "numbered":  # between its two steps: never sent, nothing to pay or credit yet
+        raise InvalidTransition(
+            f"la facture {invoice.number} est numérotée mais son document n'est pas encore émis : "
+            "réessayez dans quelques minutes (la tâche « envoi-courriels » la termine)"
+        )
     return invoice
 
 

@@ -4,6 +4,7 @@ so a failure rolls the numbering back with everything else."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -19,7 +20,7 @@ from documents.store import DocumentStore
 from mairie.settings import IssuerIdentity, Settings
 from models.catalog import Grid
 from models.eligibility import KIND_LABELS, Population
-from models.entities import Approval, Collectivity, Quote, QuoteLine, ServiceRequest, StoredDocument
+from models.entities import Approval, Collectivity, InvoiceLine, Quote, QuoteLine, ServiceRequest, StoredDocument
 from models.pricing import PricedDocument, PricedLine, VatRegime
 
 PDF = "application/pdf"
@@ -93,33 +94,40 @@ def line_columns(line: PricedLine) -> dict[str, Any]:
         "total_ht": line.total_ht,
         "total_vat": line.total_vat,
         "total_ttc": line.total_ttc,
+        "family": line.family,
+        "note": line.note,
     }
 
 
+def priced_lines(lines: Sequence[QuoteLine | InvoiceLine]) -> tuple[PricedLine, ...]:
+    """The priced lines of stored quote or invoice lines (the amounts are those stored, never recomputed)."""
+    return tuple(
+        PricedLine(
+            position=line.position,
+            code=line.item_code,
+            label=line.label,
+            family=line.family,
+            unit=line.unit,
+            kind=line.kind,
+            quantity=line.quantity,
+            unit_price_ttc=line.unit_price_ttc,
+            unit_price_ht=Decimal(line.unit_price_ht),
+            vat_rate=Decimal(line.vat_rate),
+            total_ht=line.total_ht,
+            total_vat=line.total_vat,
+            total_ttc=line.total_ttc,
+            note=line.note,
+        )
+        for line in sorted(lines, key=lambda li: li.position)
+    )
+
+
 def priced_from_rows(quote: Quote, lines: list[QuoteLine], vat: VatRegime) -> PricedDocument:
-    """Rebuild the priced document of a stored quote (the amounts are those stored, never recomputed)."""
+    """Rebuild the priced document of a stored quote."""
     return PricedDocument(
         issuer=quote.issuer_code,
         vat=vat,
-        lines=tuple(
-            PricedLine(
-                position=line.position,
-                code=line.item_code,
-                label=line.label,
-                family="",
-                unit=line.unit,
-                kind=line.kind,
-                quantity=line.quantity,
-                unit_price_ttc=line.unit_price_ttc,
-                unit_price_ht=Decimal(line.unit_price_ht),
-                vat_rate=Decimal(line.vat_rate),
-                total_ht=line.total_ht,
-                total_vat=line.total_vat,
-                total_ttc=line.total_ttc,
-                note=line.note,
-            )
-            for line in sorted(lines, key=lambda li: li.position)
-        ),
+        lines=priced_lines(lines),
         total_ht=quote.total_ht,
         total_vat=quote.total_vat,
         total_ttc=quote.total_ttc,

@@ -418,7 +418,6 @@ def first_invoices(
                 issued_on=max(today, delivered_on),
                 delivery_date=delivered_on,
                 period=period,
-                period_label=f"première année du Pack Mairie Connectée ({year})",
             )
         )
     return issued

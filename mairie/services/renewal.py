@@ -8,15 +8,25 @@ for what was already issued: no duplicate, no gap.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
+from sqlalchemy import or_
 from sqlmodel import Session, select
 
 from mairie.database import unit_of_work
-from mairie.services.billing import IssuedInvoice, existing_invoice, file_deposits, issue_invoice
+from mairie.services.billing import (
+    IssuedInvoice,
+    as_issued,
+    complete_unfinished,
+    existing_invoice,
+    file_deposits,
+    record_invoice,
+)
 from mairie.services.quoting import vat_regime
 from mairie.settings import Settings
 from models.catalog import Grid, grid_in_force
@@ -68,13 +78,25 @@ class CampaignReview:
         return result
 
 
+def _live(year: int, on: date) -> list[Any]:
+    """Active on the renewal date and started before the year (their first invoice was an earlier year's)."""
+    return [
+        Subscription.status == "active",
+        Subscription.started_on < date(year, 1, 1),  # type: ignore[operator]
+        or_(Subscription.ended_on.is_(None), Subscription.ended_on > on),  # type: ignore[union-attr, operator]
+    ]
+
+
 def live_subscriptions(session: Session, year: int, on: date) -> list[Subscription]:
-    """Subscriptions active on the renewal date that started before the year (their first invoice was
-    an earlier year's)."""
-    rows = session.exec(
-        select(Subscription).where(Subscription.status == "active").order_by(Subscription.id)  # type: ignore[arg-type]
-    ).all()
-    return [s for s in rows if s.started_on < date(year, 1, 1) and (s.ended_on is None or s.ended_on > on)]
+    """The subscriptions a campaign renews, whole rows (the review reads them)."""
+    return list(session.exec(select(Subscription).where(*_live(year, on)).order_by(Subscription.id)).all())  # type: ignore[arg-type]
+
+
+def live_subscription_ids(session: Session, year: int, on: date) -> list[int]:
+    """Their ids only: what the campaign iterates over (a few MB for every French commune)."""
+    return [
+        int(i) for i in session.exec(select(Subscription.id).where(*_live(year, on)).order_by(Subscription.id)).all()
+    ]  # type: ignore[arg-type]
 
 
 def _verdict(settings: Settings, session: Session, collectivity: Collectivity, grid: Grid, on: date) -> Eligibility:
@@ -182,11 +204,12 @@ def issue(
         raise InvalidInput(f"les factures de renouvellement {year} sont datées de {year} (pas du {day:%d/%m/%Y})")
     result = CampaignResult(year)
     with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
-        targets = [s.id for s in live_subscriptions(uow.session, year, on)]
+        targets = live_subscription_ids(uow.session, year, on)
         grids = stored_grids(uow.session)
     if subscription_ids is not None:
         wanted = set(subscription_ids)
         targets = [t for t in targets if t in wanted]
+    complete_unfinished(settings)  # invoices a crashed run numbered and did not render
     for index, subscription_id in enumerate(targets, start=1):
         _issue_one(settings, subscription_id, year, day, excluded, result, grids)  # type: ignore[arg-type]
         if progress:
@@ -204,6 +227,10 @@ def _issue_one(
     result: CampaignResult,
     grids: list[Grid],
 ) -> None:
+    """One subscription's invoices in two steps: number them with their lines (a short transaction: the
+    issuers' sequence rows are locked only for that), then render, store and email each one in its own
+    transaction — so that campaign processes on PostgreSQL render side by side."""
+    numbered: list[tuple[IssuedInvoice, bool]] = []
     with unit_of_work(settings) as uow:
         session = uow.session
         # Lock the subscription first: a concurrent campaign waits here, then finds the invoices issued
@@ -218,7 +245,7 @@ def _issue_one(
         if plan.pending:
             result.pending.append(f"{collectivity.name} ({collectivity.siren}) : {', '.join(plan.pending)}")
         for priced in plan.documents:
-            invoice = issue_invoice(
+            invoice, created = record_invoice(
                 session,
                 settings,
                 subscription=subscription,
@@ -228,7 +255,11 @@ def _issue_one(
                 issued_on=day,
                 delivery_date=renewal_date(settings, year),
                 period=(date(year, 1, 1), date(year, 12, 31)),
-                period_label=f"renouvellement {year}",
             )
-            (result.issued if invoice.created else result.existing).append(invoice)
+            numbered.append((as_issued(invoice, created), created))
         uow.commit()
+    completed = complete_unfinished(settings, [issued.id for issued, _created in numbered])
+    for issued, created in numbered:
+        if issued.id in completed:  # its document now, whoever rendered it
+            issued = dataclasses.replace(issued, sha256=completed[issued.id].sha256)
+        (result.issued if created else result.existing).append(issued)

@@ -419,7 +419,7 @@ def _store_quote(
     session.add(quote)
     session.flush()
     for line in priced.lines:
-        session.add(QuoteLine(quote_id=quote.id, note=line.note, **paperwork.line_columns(line)))  # type: ignore[arg-type]
+        session.add(QuoteLine(quote_id=quote.id, **paperwork.line_columns(line)))  # type: ignore[arg-type]
     return quote
 
 

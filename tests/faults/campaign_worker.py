@@ -11,7 +11,9 @@ crash tests (each kills this very process with SIGKILL, nothing is cleaned up):
 - FAULT_KILL_AFTER_SEND=k: right after the k-th message was accepted by the server (its 250 received),
   before the outbox row is marked sent;
 - FAULT_KILL_AFTER_DEPOSIT=k: right after the k-th invoice file was written to the deposit folder,
-  before its transaction commits.
+  before its transaction commits;
+- FAULT_KILL_BEFORE_RENDER=k: when the k-th invoice is about to be rendered, after the commit that
+  numbered it (between the two steps of `billing`: numbered, not yet rendered nor emailed).
 
 FAULT_DISPATCH_AHEAD_S=s dispatches with the clock `s` seconds ahead (claims of a killed dispatcher
 have lapsed: what the next scheduled outbox run sees). FAULT_PART=i/n issues only the subscriptions whose
@@ -95,6 +97,19 @@ def run() -> int:
             return path
 
         billing.deposit = deposit  # type: ignore[assignment]
+    kill_before_render = int(os.environ.get("FAULT_KILL_BEFORE_RENDER", "0"))
+    if kill_before_render:
+        complete = billing.complete_invoice
+        renders = 0
+
+        def complete_invoice(*args, **kwargs):  # type: ignore[no-untyped-def]
+            nonlocal renders
+            renders += 1
+            if renders == kill_before_render:
+                _die()
+            return complete(*args, **kwargs)
+
+        billing.complete_invoice = complete_invoice  # type: ignore[assignment]
     ids = None
     if os.environ.get("FAULT_PART"):
         index, count = (int(x) for x in os.environ["FAULT_PART"].split("/"))

@@ -268,6 +268,36 @@ def test_kill_while_filing_deposits(crash_setup: Settings, mail_server: Loopback
             assert Path(invoice.deposited_path).read_bytes() == load(settings, invoice.document_sha256 or "")
 
 
+def test_kill_between_numbering_and_rendering(
+    crash_setup: Settings, mail_server: LoopbackMailServer, tmp_path: Path
+) -> None:
+    """An invoice is numbered in one transaction and rendered, stored and emailed in the next: a crash in
+    between leaves it `numbered` (a number, its lines, no document, no email), never a gap; the rerun
+    completes it once, and so does the `envoi-courriels` schedule without a rerun."""
+    settings = crash_setup
+    log = tmp_path / "worker.log"
+    killed = run_to_end(worker_env(settings, FAULT_KILL_BEFORE_RENDER=5), log)
+    assert killed.returncode == -9
+    with unit_of_work(settings) as uow:
+        invoices = uow.session.exec(select(Invoice).where(Invoice.billing_year == YEAR)).all()
+        statuses = Counter(i.status for i in invoices)
+        waiting = [i.number for i in invoices if i.status == "numbered"]
+        assert all(
+            i.document_sha256 is None and i.emailed_message_id is None for i in invoices if i.status == "numbered"
+        )
+    # 4 invoices completed; the 5th (first of the 3rd subscription) and its sibling numbered, not rendered
+    assert statuses == {"issued": 4, "numbered": 2}, statuses
+    from mairie.services.billing import complete_unfinished
+
+    done = complete_unfinished(settings)  # what `envoi-courriels` does every five minutes
+    assert sorted(i.number for i in done.values() if i.created) == sorted(waiting)
+    assert complete_unfinished(settings) == {}  # nothing left, nothing done twice
+    final = run_to_end(worker_env(settings), log)
+    assert final.returncode == 0, final.stderr[-3000:]
+    arrived = check_campaign(settings, mail_server, SUBSCRIPTIONS)
+    assert set(arrived.values()) == {1}
+
+
 @pytest.mark.xfail(
     strict=True,
     raises=DeliveredTwice,
