@@ -111,8 +111,41 @@ def serve(handle: Any) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
+class ChildrenPeak:
+    """Peak resident set size of this process's children (the render pool's workers), sampled from
+    /proc every `period` s in a thread: a worker's VmHWM, read while it lives."""
+
+    def __init__(self, period: float = 0.5) -> None:
+        import threading
+
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(period,), daemon=True)
+        self._thread.start()
+
+    def _run(self, period: float) -> None:
+        me = str(os.getpid())
+        while not self._stop.wait(period):
+            for entry in os.listdir("/proc"):
+                if not entry.isdigit():
+                    continue
+                try:
+                    fields = dict(line.split(":", 1) for line in Path(f"/proc/{entry}/status").read_text().splitlines())
+                except (OSError, ValueError):
+                    continue
+                if fields.get("PPid", "").strip() == me and "VmHWM" in fields:
+                    self.peak_mb = max(self.peak_mb, int(fields["VmHWM"].split()[0]) / 1024)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_mb
+
+
 def campaign_child(args: argparse.Namespace) -> None:
+    from documents.pool import RenderPool
     from mairie.services import renewal
+    from mairie.services.billing import render_processes
     from mairie.services.mail import dispatch
 
     settings = child_settings()
@@ -123,16 +156,39 @@ def campaign_child(args: argparse.Namespace) -> None:
         import cProfile
 
         profiler = cProfile.Profile()
+    # One pool for the whole run, as one campaign call has (the bench calls the campaign once per chunk).
+    processes = render_processes(settings, 10**9)
+    pool = RenderPool(processes)
+    workers = ChildrenPeak()
 
     def handle(request: dict[str, Any]) -> dict[str, Any]:
         if request.get("end"):
             if profiler is not None:
                 profiler.dump_stats(args.profile)
-            return {**totals, "wall": clock.wall, "cpu": clock.cpu, "rss_mb": peak_rss_mb()}
+            t0, c0 = time.perf_counter(), time.process_time()
+            pool.__exit__(None, None, None)  # the workers end: their CPU time is counted below
+            clock.add("issue", time.perf_counter() - t0, time.process_time() - c0)
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return {
+                **totals,
+                "wall": clock.wall,
+                "cpu": clock.cpu,
+                "rss_mb": peak_rss_mb(),
+                "render_processes": processes,
+                "render_generations": pool.generations,
+                "render_cpu": usage.ru_utime + usage.ru_stime,
+                "render_rss_mb": workers.stop(),
+            }
         if profiler is not None:
             profiler.enable()
         result = clock.timed(
-            "issue", renewal.issue, settings, YEAR + 1, today=date(YEAR + 1, 1, 15), subscription_ids=request["ids"]
+            "issue",
+            renewal.issue,
+            settings,
+            YEAR + 1,
+            today=date(YEAR + 1, 1, 15),
+            subscription_ids=request["ids"],
+            pool=pool,
         )
         while True:
             report = clock.timed("dispatch", dispatch, settings, limit=500)
@@ -144,7 +200,7 @@ def campaign_child(args: argparse.Namespace) -> None:
         totals["invoices"] += len(result.issued)
         totals["existing"] += len(result.existing)
         totals["pending"] += len(result.pending)
-        return {"invoices": len(result.issued), "rss_mb": peak_rss_mb()}
+        return {"invoices": len(result.issued), "rss_mb": peak_rss_mb(), "render_rss_mb": workers.peak_mb}
 
     serve(handle)
 
@@ -352,6 +408,8 @@ def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
                 "MAIRIE_DATABASE_URL": db.url,
                 "MAIRIE_SMTP_PORT": str(server.port),
             }
+            if args.render_processes is not None:
+                env["MAIRIE_RENDER_PROCESSES"] = str(args.render_processes)
             settings = Settings(_env_file=None, data_dir=folder / "data", database_url=db.url, smtp_port=server.port)  # type: ignore[call-arg]
             t0 = time.perf_counter()
             initialise(settings)
@@ -380,7 +438,8 @@ def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
                 if floor is not None:
                     floor.ask({"ids": part, "emls": [str(p) for p in emls]})
                 print(
-                    f"    {start + len(part)}/{len(ids)} subscriptions, campaign peak RSS {answer['rss_mb']:.0f} MB",
+                    f"    {start + len(part)}/{len(ids)} subscriptions, campaign peak RSS {answer['rss_mb']:.0f} MB"
+                    f", render workers {answer['render_rss_mb']:.0f} MB",
                     flush=True,
                 )
             wall = time.perf_counter() - wall0
@@ -417,6 +476,10 @@ def run_parallel(ids: list[int], env: dict[str, str], args: argparse.Namespace) 
             "wall": {k: max(e["wall"].get(k, 0) for e in ends) for k in ("issue", "dispatch")},
             "cpu": {k: sum(e["cpu"].get(k, 0) for e in ends) for k in ("issue", "dispatch")},
             "rss_mb": max(e["rss_mb"] for e in ends),
+            "render_processes": sum(e["render_processes"] for e in ends),
+            "render_generations": sum(e["render_generations"] for e in ends),
+            "render_cpu": sum(e["render_cpu"] for e in ends),
+            "render_rss_mb": max(e["render_rss_mb"] for e in ends),
         },
         "received": len(list((Path(env["MAIRIE_DATA_DIR"]).parent / "mail").glob("*.eml"))),
     }
@@ -426,15 +489,21 @@ def show(result: dict[str, Any], workers: int) -> None:
     c, f = result["campaign"], result["floor"]
     docs = c["invoices"]
     c_wall = sum(c["wall"].values())
-    c_cpu = sum(c["cpu"].values())
+    c_cpu = sum(c["cpu"].values()) + c["render_cpu"]  # the render workers' CPU counts
     processes = f"{workers} processes in parallel, wall {result['wall_s']:.1f} s" if workers > 1 else "1 process"
+    pool = (
+        f"{c['render_processes']} render processes ({c['render_generations']} sets started), CPU "
+        f"{c['render_cpu']:.1f} s, their peak RSS {c['render_rss_mb']:.0f} MB"
+        if c["render_processes"]
+        else "rendered in the campaign process"
+    )
     print(
         f"  campaign ({processes}): {docs} invoices, {c['emails']} emails ({result['received']} received): "
         f"{c_wall:.1f} s = issue {c['wall']['issue']:.1f} s + dispatch {c['wall']['dispatch']:.1f} s → "
         f"{docs / (result['wall_s'] if workers > 1 else c_wall):.1f} documents/s; CPU {c_cpu:.1f} s "
-        f"(issue {c['cpu']['issue']:.1f} + dispatch "
-        f"{c['cpu']['dispatch']:.1f}); {c_cpu / max(docs, 1) * 1000:.0f} ms CPU per invoice; "
-        f"peak RSS {c['rss_mb']:.0f} MB"
+        f"(issue {c['cpu']['issue']:.1f} + dispatch {c['cpu']['dispatch']:.1f} + render workers "
+        f"{c['render_cpu']:.1f}); {c_cpu / max(docs, 1) * 1000:.0f} ms CPU per invoice; "
+        f"peak RSS {c['rss_mb']:.0f} MB; {pool}"
     )
     if f is None:
         return
@@ -447,10 +516,13 @@ def show(result: dict[str, Any], workers: int) -> None:
         f"each) = {floor_s:.1f} s → {f['documents'] / floor_s:.1f} documents/s; Factur-X embedding apart "
         f"{w['embed']:.1f} s (CPU {cpu['embed']:.1f}); peak RSS {f['rss_mb']:.0f} MB"
     )
+    cores = ""
+    if c["render_processes"]:
+        cores = f" — the campaign renders on {c['render_processes']} processes, the floor on one"
     print(
-        f"  ratio campaign / floor (WeasyPrint + SMTP): {c_wall / floor_s:.2f} (CPU {c_cpu / floor_cpu:.2f}; "
-        f"target ≤ 1.3); with the Factur-X embedding in the floor: {c_wall / (floor_s + w['embed']):.2f} "
-        f"(CPU {c_cpu / (floor_cpu + cpu['embed']):.2f})"
+        f"  ratio campaign / floor (WeasyPrint + SMTP): wall {c_wall / floor_s:.2f}, CPU {c_cpu / floor_cpu:.2f} "
+        f"(target ≤ 1.3){cores}; with the Factur-X embedding in the floor: wall "
+        f"{c_wall / (floor_s + w['embed']):.2f}, CPU {c_cpu / (floor_cpu + cpu['embed']):.2f}"
     )
     print(f"  load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
 
@@ -466,6 +538,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="invoice only the first LIMIT subscriptions (memory probe)")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the campaign process into FILE")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--render-processes", type=int, help="MAIRIE_RENDER_PROCESSES of the campaign (default: one per core)"
+    )
     parser.add_argument("--phase", choices=("campaign", "floor"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase == "campaign":
@@ -499,10 +574,12 @@ def main() -> None:
     if len(results) == 2:
         small, big = (r["campaign"] for r in results)
         time_small, time_big = sum(small["wall"].values()), sum(big["wall"].values())
-        cpu_small, cpu_big = sum(small["cpu"].values()), sum(big["cpu"].values())
+        cpu_small = sum(small["cpu"].values()) + small["render_cpu"]
+        cpu_big = sum(big["cpu"].values()) + big["render_cpu"]
         print(
             f"growth {sizes[1]} / {sizes[0]}: time × {time_big / time_small:.2f}, CPU × {cpu_big / cpu_small:.2f} "
-            f"(target ≤ {args.scale * 1.05:.1f}); peak RSS {small['rss_mb']:.0f} → {big['rss_mb']:.0f} MB"
+            f"(target ≤ {args.scale * 1.05:.1f}); peak RSS {small['rss_mb']:.0f} → {big['rss_mb']:.0f} MB, "
+            f"render workers {small['render_rss_mb']:.0f} → {big['render_rss_mb']:.0f} MB"
         )
 
 

@@ -190,6 +190,10 @@ class Settings(BaseSettings):
     renewal_day: int = 15
     timezone: str = "Europe/Paris"
     reminder_days: list[int] = Field(default_factory=lambda: [7, 21, 45])
+    # Processes rendering a campaign's invoices (recycled: flat memory). None: one per core when there are
+    # at least `render_pool_from` invoices to render, none below (rendered in the campaign's process).
+    render_processes: int | None = Field(default=None, ge=0, le=64)
+    render_pool_from: int = Field(default=64, ge=1)
 
     # Provisioning
     provisioning_webhook_url: str | None = None

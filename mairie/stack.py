@@ -238,6 +238,9 @@ def serve_quote_tasks(settings: Settings, limit: int = 4, status_port: int | Non
         pass
     syndicat, cdg = Issuer.from_identity(settings.syndicat), Issuer.from_identity(settings.cdg62)
     render_devis(sample_devis(syndicat, cdg))
+    import gc
+
+    gc.freeze()  # the warm imports and caches stay: keep them out of every full collection
     serve(*QUOTE_TASKS, limit=limit, status_server_port=status_port)  # type: ignore[arg-type]
 
 

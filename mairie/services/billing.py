@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from documents.pool import RenderPool
 from mairie.database import unit_of_work
 from mairie.services import paperwork
 from mairie.services.mail import enqueue_message
@@ -190,12 +191,8 @@ def period_label(invoice: Invoice) -> str:
     return f"renouvellement {invoice.billing_year}"
 
 
-def complete_invoice(session: Session, settings: Settings, invoice: Invoice) -> bool:
-    """Step 2, no sequence lock: render the Factur-X PDF from the stored rows, store it, queue the email —
-    once. Returns False when the invoice was complete already. The caller holds the invoice's row (locked
-    by `complete_unfinished`, or created in its own transaction)."""
-    if invoice.status != "numbered":
-        return False
+def invoice_document(session: Session, settings: Settings, invoice: Invoice) -> paperwork.doc.Facture:
+    """What the invoice's PDF shows, from its stored rows (amounts as stored, never recomputed)."""
     identity = issuer_identity(settings, invoice.issuer_code)
     collectivity = session.get(Collectivity, invoice.collectivity_id)
     subscription = session.get(Subscription, invoice.subscription_id)
@@ -213,20 +210,31 @@ def complete_invoice(session: Session, settings: Settings, invoice: Invoice) -> 
         total_vat=invoice.total_vat,
         total_ttc=invoice.total_ttc,
     )
-    pdf = paperwork.documents.render_facture(
-        paperwork.doc.Facture(
-            number=invoice.number,
-            issue_date=invoice.issued_on,
-            delivery_date=invoice.delivery_date,
-            issuer=paperwork.issuer_doc(identity),
-            collectivity=paperwork.collectivity_doc(collectivity, request),
-            priced=priced,
-            period_start=lines[0].period_start if lines else None,
-            period_end=lines[0].period_end if lines else None,
-            commitment_number=invoice.commitment_number,
-            contract_reference=convention.reference,
-        )
+    return paperwork.doc.Facture(
+        number=invoice.number,
+        issue_date=invoice.issued_on,
+        delivery_date=invoice.delivery_date,
+        issuer=paperwork.issuer_doc(identity),
+        collectivity=paperwork.collectivity_doc(collectivity, request),
+        priced=priced,
+        period_start=lines[0].period_start if lines else None,
+        period_end=lines[0].period_end if lines else None,
+        commitment_number=invoice.commitment_number,
+        contract_reference=convention.reference,
     )
+
+
+def complete_invoice(session: Session, settings: Settings, invoice: Invoice, pdf: bytes | None = None) -> bool:
+    """Step 2, no sequence lock: store the Factur-X PDF (rendered here from the stored rows unless given),
+    queue the email, mark the invoice issued — once. Returns False when it was complete already. The
+    caller holds the invoice's row (locked by `complete_unfinished`, or created in its own transaction)."""
+    if invoice.status != "numbered":
+        return False
+    identity = issuer_identity(settings, invoice.issuer_code)
+    if pdf is None:
+        pdf = paperwork.documents.render_facture(invoice_document(session, settings, invoice))
+    collectivity = session.get(Collectivity, invoice.collectivity_id)
+    assert collectivity is not None
     stored = paperwork.keep(session, settings, pdf, kind="facture", filename=f"{invoice.number}.pdf")
     invoice.document_sha256 = stored.sha256  # filed for deposit after the commit (file_deposits)
     message = enqueue_message(
@@ -251,7 +259,7 @@ def complete_invoice(session: Session, settings: Settings, invoice: Invoice) -> 
             "commitment_number": invoice.commitment_number,
             "contact": {"name": identity.name, "email": identity.email},
         },
-        to=[collectivity.email or request.signatory_email],
+        to=[collectivity.email or _signatory_email(session, invoice)],
         attachments=[stored],
         dedup_key=f"invoice:{invoice.number}",
         related=("invoice", invoice.id),
@@ -276,22 +284,46 @@ def complete_invoice(session: Session, settings: Settings, invoice: Invoice) -> 
     return True
 
 
-def complete_unfinished(settings: Settings, invoice_ids: Sequence[int] | None = None) -> dict[int, IssuedInvoice]:
-    """Complete the invoices still `numbered` (all of them, or those of `invoice_ids`),
-    one transaction each, the invoice's row locked: two runs never render or email one twice. Returns
-    each invoice looked at by id, `created` when it was completed here (False: another run did it)."""
+def _signatory_email(session: Session, invoice: Invoice) -> str:
+    subscription = session.get(Subscription, invoice.subscription_id)
+    convention = session.get(Convention, subscription.convention_id) if subscription else None
+    request = session.get(ServiceRequest, convention.request_id) if convention else None
+    assert request is not None
+    return request.signatory_email
+
+
+def render_processes(settings: Settings, invoices: int) -> int:
+    """How many rendering processes a job of `invoices` gets (settings `render_processes`,
+    `render_pool_from`)."""
+    if settings.render_processes is not None:
+        return settings.render_processes
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores if cores > 1 and invoices >= settings.render_pool_from else 0
+
+
+def complete_unfinished(
+    settings: Settings, invoice_ids: Sequence[int] | None = None, pool: RenderPool | None = None
+) -> dict[int, IssuedInvoice]:
+    """Complete the invoices still `numbered` (all of them, or those of `invoice_ids`), one transaction
+    each, the invoice's row locked: two runs never store or email one twice. The PDFs are rendered
+    before the lock (by `pool` when given: several cores, recycled processes) from rows that never change;
+    a PDF whose invoice another run completed meanwhile is dropped. Returns each invoice looked at by id,
+    `created` when it was completed here."""
     with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
-        query = select(Invoice.id).where(Invoice.status == "numbered")
+        query = select(Invoice).where(Invoice.status == "numbered")
         if invoice_ids is not None:
             query = query.where(Invoice.id.in_(list(invoice_ids)))  # type: ignore[union-attr]
-        pending = [int(i) for i in uow.session.exec(query.order_by(Invoice.id)).all() if i is not None]  # type: ignore[arg-type]
+        pending = uow.session.exec(query.order_by(Invoice.id)).all()  # type: ignore[arg-type]
+        work = [(invoice.id, invoice_document(uow.session, settings, invoice) if pool else None) for invoice in pending]
+    pdfs = pool.factures(d for _, d in work) if pool else None  # type: ignore[misc]
     done: dict[int, IssuedInvoice] = {}
-    for invoice_id in pending:
+    for invoice_id, _document in work:
+        pdf = next(pdfs) if pdfs is not None else None
         with unit_of_work(settings) as uow:
             invoice = uow.session.exec(select(Invoice).where(Invoice.id == invoice_id).with_for_update()).one()
-            completed = complete_invoice(uow.session, settings, invoice)
+            completed = complete_invoice(uow.session, settings, invoice, pdf)
             uow.commit()
-            done[invoice_id] = as_issued(invoice, completed)
+            done[invoice_id] = as_issued(invoice, completed)  # type: ignore[index]
     return done
 
 

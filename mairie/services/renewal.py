@@ -8,6 +8,7 @@ for what was already issued: no duplicate, no gap.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy import or_
 from sqlmodel import Session, select
 
+from documents.pool import RenderPool
 from mairie.database import unit_of_work
 from mairie.services.billing import (
     IssuedInvoice,
@@ -26,6 +28,7 @@ from mairie.services.billing import (
     existing_invoice,
     file_deposits,
     record_invoice,
+    render_processes,
 )
 from mairie.services.quoting import vat_regime
 from mairie.settings import Settings
@@ -186,6 +189,11 @@ class CampaignResult:
     pending: list[str] = field(default_factory=list)
 
 
+# Subscriptions numbered before their invoices are rendered together (a window): enough to keep every
+# rendering process busy, few enough that a crash leaves little to complete.
+WINDOW = 32
+
+
 def issue(
     settings: Settings,
     year: int,
@@ -194,9 +202,15 @@ def issue(
     subscription_ids: Iterable[int] | None = None,
     today: date | None = None,
     progress: Callable[[int, int], None] | None = None,
+    pool: RenderPool | None = None,
 ) -> CampaignResult:
-    """Issue the renewal invoices of the year, one transaction per subscription. `exclude` lists SIRENs
-    (or INSEE codes) the operator left out. Running it again issues only what is missing."""
+    """Issue the renewal invoices of the year. `exclude` lists SIRENs (or INSEE codes) the operator left
+    out. Running it again issues only what is missing.
+
+    Two steps per invoice (`billing`): numbering, one short transaction per subscription; then rendering,
+    storing and emailing, one transaction per invoice, the PDFs rendered by a pool of recycled processes
+    when the campaign is large (`billing.render_processes`), or by the caller's `pool` (one pool kept
+    across several calls)."""
     excluded = {e.strip() for e in exclude if e.strip()}
     on = renewal_date(settings, year)
     day = today or on
@@ -209,16 +223,23 @@ def issue(
     if subscription_ids is not None:
         wanted = set(subscription_ids)
         targets = [t for t in targets if t in wanted]
-    complete_unfinished(settings)  # invoices a crashed run numbered and did not render
-    for index, subscription_id in enumerate(targets, start=1):
-        _issue_one(settings, subscription_id, year, day, excluded, result, grids)  # type: ignore[arg-type]
-        if progress:
-            progress(index, len(targets))
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(RenderPool(render_processes(settings, 2 * len(targets))))
+        complete_unfinished(settings, pool=pool)  # invoices a crashed run numbered and did not render
+        window: list[tuple[IssuedInvoice, bool]] = []
+        for index, subscription_id in enumerate(targets, start=1):
+            window += _number_one(settings, subscription_id, year, day, excluded, result, grids)
+            if len(window) >= 2 * WINDOW or index == len(targets):
+                _complete(settings, window, result, pool)
+                window = []
+            if progress:
+                progress(index, len(targets))
     file_deposits(settings)
     return result
 
 
-def _issue_one(
+def _number_one(
     settings: Settings,
     subscription_id: int,
     year: int,
@@ -226,10 +247,10 @@ def _issue_one(
     excluded: set[str],
     result: CampaignResult,
     grids: list[Grid],
-) -> None:
-    """One subscription's invoices in two steps: number them with their lines (a short transaction: the
-    issuers' sequence rows are locked only for that), then render, store and email each one in its own
-    transaction — so that campaign processes on PostgreSQL render side by side."""
+) -> list[tuple[IssuedInvoice, bool]]:
+    """Step 1 for one subscription: number its invoices with their lines, one short transaction (the
+    issuers' sequence rows are locked only for that), so that campaign processes on PostgreSQL render
+    side by side. Returns its invoices, each with whether it was numbered here."""
     numbered: list[tuple[IssuedInvoice, bool]] = []
     with unit_of_work(settings) as uow:
         session = uow.session
@@ -241,7 +262,7 @@ def _issue_one(
         collectivity, plan = plan_for(settings, session, subscription, year, grids)
         if collectivity.siren in excluded or (collectivity.insee_code or "") in excluded:
             result.excluded.append(collectivity.siren)
-            return
+            return []
         if plan.pending:
             result.pending.append(f"{collectivity.name} ({collectivity.siren}) : {', '.join(plan.pending)}")
         for priced in plan.documents:
@@ -258,7 +279,14 @@ def _issue_one(
             )
             numbered.append((as_issued(invoice, created), created))
         uow.commit()
-    completed = complete_unfinished(settings, [issued.id for issued, _created in numbered])
+    return numbered
+
+
+def _complete(
+    settings: Settings, numbered: list[tuple[IssuedInvoice, bool]], result: CampaignResult, pool: RenderPool
+) -> None:
+    """Step 2 for a window of numbered invoices: render, store and email those not complete yet."""
+    completed = complete_unfinished(settings, [issued.id for issued, _created in numbered], pool)
     for issued, created in numbered:
         if issued.id in completed:  # its document now, whoever rendered it
             issued = dataclasses.replace(issued, sha256=completed[issued.id].sha256)

@@ -119,8 +119,9 @@ def test_tampered_xml_breaks_the_rule(rule, xml, path, value):
 
 
 def test_outside_scope_without_exemption_reason_breaks_br_o_10():
-    bad = _tamper(_tamper(SUPPORT_XML, f"{BREAKDOWN}/ram:ExemptionReasonCode", None),
-                  f"{BREAKDOWN}/ram:ExemptionReason", None)
+    bad = _tamper(
+        _tamper(SUPPORT_XML, f"{BREAKDOWN}/ram:ExemptionReasonCode", None), f"{BREAKDOWN}/ram:ExemptionReason", None
+    )
     assert "BR-O-10" in {v.rule for v in facturx_rules.check(bad)}
     assert "BR-O-10" in {f.rule for f in schematron.run(bad)}
 
