@@ -164,3 +164,14 @@ def test_only_the_shipped_font_is_embedded():
         for font in page["/Resources"]["/Font"].values():
             fonts.add(str(font.get_object()["/BaseFont"]).split("+")[-1])
     assert fonts == {"Inter", "Inter-Semi-Bold"}
+
+
+def test_a_line_without_family_prints_its_unit_alone():
+    """Lines stored before the family was kept (migration 17bbda572f99) have an empty family."""
+    facture = sample_facture(SYNDICAT, CDG)
+    lines = tuple(dataclasses.replace(line, family="") for line in facture.priced.lines)
+    html = facture_html(dataclasses.replace(facture, priced=dataclasses.replace(facture.priced, lines=lines)))
+    details = re.findall(r'<div class="item-detail">([^<]*)</div>', html)
+    assert details == [line.unit for line in lines]
+    with_family = re.findall(r'<div class="item-detail">([^<]*)</div>', facture_html(facture))
+    assert with_family == [f"{line.family} · {line.unit}" for line in facture.priced.lines]
