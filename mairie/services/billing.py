@@ -47,7 +47,7 @@ from models.entities import (
 from models.errors import InvalidInput, InvalidTransition, NotFound
 from models.money import ZERO, parse_amount
 from models.numbering import next_number
-from models.pricing import PricedDocument, PricedLine
+from models.pricing import PricedDocument
 from models.types import utcnow
 
 
@@ -560,28 +560,11 @@ def credit_invoice(settings: Settings, number: str, reason: str, on: date) -> di
             )
         identity = issuer_identity(settings, invoice.issuer_code)
         lines = session.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)).all()
-        drafts = [
-            PricedLine(
-                position=li.position,
-                code=li.item_code,
-                label=li.label,
-                family="",
-                unit=li.unit,
-                kind=li.kind,
-                quantity=li.quantity,
-                unit_price_ttc=li.unit_price_ttc,
-                unit_price_ht=Decimal(li.unit_price_ht),
-                vat_rate=Decimal(li.vat_rate),
-                total_ht=li.total_ht,
-                total_vat=li.total_vat,
-                total_ttc=li.total_ttc,
-            )
-            for li in sorted(lines, key=lambda x: x.position)
-        ]
+        drafts = paperwork.priced_lines(lines)  # the invoice's lines, as its own document printed them
         priced = PricedDocument(
             issuer=invoice.issuer_code,
             vat=vat_regime(identity),
-            lines=tuple(drafts),
+            lines=drafts,
             total_ht=invoice.total_ht,
             total_vat=invoice.total_vat,
             total_ttc=invoice.total_ttc,

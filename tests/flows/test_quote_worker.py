@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -20,7 +19,7 @@ from flows.lifecycle import follow_conventions
 from mairie.schemas import RequestForm
 from mairie.services.requests import list_requests, register_request
 from mairie.services.submission import submit
-from mairie.stack import quote_worker_env
+from mairie.stack import start_quote_worker, stop
 
 DAY = date(2026, 11, 25)
 
@@ -47,20 +46,12 @@ def _wait_for(check, what: str, timeout: float = 90.0):
 @pytest.fixture
 def quote_worker(stack, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`mairie quote-worker` as `mairie up` starts it, against the test server and the test's settings."""
-    env = quote_worker_env(
-        {
-            **os.environ,
-            "PREFECT_API_URL": str(PREFECT_API_URL.value()),
-            "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(PREFECT_RESULTS_LOCAL_STORAGE_PATH.value()),
-        }
-    )
-    log = (tmp_path / "quote-worker.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from mairie.cli import app; app()", "quote-worker", "--limit", "2"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(PREFECT_RESULTS_LOCAL_STORAGE_PATH.value()),
+    }
+    process = start_quote_worker(env, tmp_path / "quote-worker.log")
     try:
         _wait_for(
             lambda: (
@@ -71,9 +62,7 @@ def quote_worker(stack, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
         assert process.poll() is None, (tmp_path / "quote-worker.log").read_text()
         yield process
     finally:
-        process.terminate()
-        process.wait(20)
-        log.close()
+        stop(process)
 
 
 def test_eligible_request_is_quoted_by_the_quote_worker(stack, mail_server, quote_worker):
