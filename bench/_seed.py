@@ -45,10 +45,11 @@ from sqlmodel import SQLModel
 from stdnum import luhn
 
 from mairie.database import engine as engine_for
-from mairie.services.quoting import vat_regime
-from mairie.services.requests import PLATFORM, _snapshot
+from mairie.services.intake import PLATFORM, _snapshot
+from mairie.services.paperwork import vat_of as vat_regime
 from mairie.settings import Settings
 from models.catalog import Grid, grid_in_force
+from models.directory import Found, vintage_in_force
 from models.eligibility import assess
 from models.entities import (
     Approval,
@@ -73,7 +74,6 @@ from models.entities import (
 from models.numbering import format_number
 from models.pricing import BasketLine, PricedDocument, quote_preview
 from models.reference_data import COMMUNES_FILE, stored_grids
-from models.repository import Found, vintage_in_force
 
 ESTABLISHMENT_KINDS = (
     "CCAS de",
@@ -389,7 +389,7 @@ class _Prepared:
 
 class _Communes:
     """The communes and their legal populations, read once; `found(insee, on)` is what
-    `models.repository.find` returns for that commune on that date (same population rule)."""
+    `models.directory.find` returns for that commune on that date (same population rule)."""
 
     def __init__(self, connection: Any) -> None:
         pop_table = CommunePopulation.__table__  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ asserts nothing). Target (issue #10): median < 2 s.
     .venv/bin/python bench/quote_latency.py --n 20
 
 Each submission is a real small commune of 59/62 (a band fee, so no operator step), a realistic basket,
-submitted with `mairie.services.submission.submit` (register now, then the quotes: with a stack, a run of
+submitted with `mairie.submission.submit` (register now, then the quotes: with a stack, a run of
 the background task `emission-devis` that the stack's quote worker picks up; without one, in this
 process). The clock stops when the email carrying both quotes (`X-Mairie-Dedup-Key:
 quotes:<reference>:v1`, with both DEV PDFs attached) is a file in the mail folder. The first submission
@@ -115,8 +115,8 @@ def main() -> None:
             f"API), SQLite and a loopback SMTP server in {folder}"
         )
     from mairie.formatting import PARIS
-    from mairie.services.submission import submit
     from mairie.settings import get_settings
+    from mairie.submission import submit
 
     get_settings.cache_clear()  # the flows read their settings from the environment
     print(f"quote latency — {mode}")

@@ -15,7 +15,7 @@ thread), and two warm child processes (each measures its own time, CPU time and 
    rendering and checks, content-addressed storage, deposit files, outbox — then `mail.dispatch` until
    the outbox is empty, every email through SMTP to the loopback server;
 2. the floor, on the same invoices: the same HTML (`documents.api.facture_html` of the same `Facture`
-   values, rebuilt as `billing.issue_invoice` builds them) laid out by a bare WeasyPrint loop with the
+   values, rebuilt as `invoicing.issue_invoice` builds them) laid out by a bare WeasyPrint loop with the
    same prepared stylesheets and fonts (`documents.rendering`), PDF/A-3b, Factur-X embedding EXCLUDED
    (the embedding of the same CII XML, `embed_facturx`, is timed apart and shown as a second, higher
    floor); then the same emails (the .eml files the campaign's emails became, same bytes) sent again to
@@ -145,7 +145,7 @@ class ChildrenPeak:
 def campaign_child(args: argparse.Namespace) -> None:
     from documents.pool import RenderPool
     from mairie.services import renewal
-    from mairie.services.billing import render_processes
+    from mairie.services.invoicing import render_processes
     from mairie.services.mail import dispatch
 
     settings = child_settings()
@@ -212,12 +212,12 @@ def campaign_child(args: argparse.Namespace) -> None:
 
 def _factures(settings: Any, subscription_ids: list[int]) -> Any:
     """The `Facture` values the campaign rendered for these subscriptions, rebuilt exactly as
-    `billing.issue_invoice` builds them (same renewal plan, same identities, the invoice's number)."""
+    `invoicing.issue_invoice` builds them (same renewal plan, same identities, the invoice's number)."""
+    from mairie.services.billing import issuer_identity
     from sqlmodel import col, select
 
     from mairie.database import unit_of_work
     from mairie.services import paperwork, renewal
-    from mairie.services.billing import issuer_identity
     from models.entities import Collectivity, Convention, Invoice, ServiceRequest, Subscription
     from models.reference_data import stored_grids
 
@@ -232,7 +232,7 @@ def _factures(settings: Any, subscription_ids: list[int]) -> Any:
         ).all()
         for invoice in invoices:
             subscription = s.get(Subscription, invoice.subscription_id)
-            _coll, plan = renewal.plan_for(settings, s, subscription, year, grids)  # type: ignore[arg-type]
+            _coll, plan = renewal.plan_for(settings, uow, subscription, year, grids)  # type: ignore[arg-type]
             priced = next(d for d in plan.documents if d.issuer == invoice.issuer_code)
             collectivity = s.get(Collectivity, invoice.collectivity_id)
             convention = s.get(Convention, subscription.convention_id)  # type: ignore[union-attr]

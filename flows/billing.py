@@ -13,7 +13,8 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from mairie.formatting import PARIS, euros
-from mairie.services import billing, renewal
+from mairie.services import dunning, invoicing, renewal
+from mairie.services.channels import folder
 from mairie.services.mail import dispatch
 from mairie.settings import get_settings
 
@@ -133,7 +134,7 @@ def payment_reminders(today: date | None = None) -> dict[str, Any]:
     """Daily: one email per reminder level of each unpaid invoice (7, 21, 45 days after due), then the
     hand-over to the public accountant."""
     day = today or datetime.now(PARIS).date()
-    report = billing.run_reminders(get_settings(), day)
+    report = dunning.run_reminders(get_settings(), day)
     mail = send_mail()
     if report.handed_over:
         create_markdown_artifact(
@@ -158,11 +159,11 @@ def outbox() -> dict[str, int]:
 @task(cache_policy=NO_CACHE)
 def complete_invoices() -> list[str]:
     """Render, store and email the invoices numbered by a run that stopped before doing so."""
-    done = billing.complete_unfinished(get_settings())
+    done = invoicing.complete_unfinished(get_settings())
     return [i.number for i in done.values() if i.created]
 
 
 @task(cache_policy=NO_CACHE)
 def file_deposits() -> list[str]:
     """File committed invoices and credit notes missing from their deposit folder."""
-    return billing.file_deposits(get_settings())
+    return folder.file_deposits(get_settings())

@@ -20,7 +20,8 @@ from pydantic import Field, create_model
 
 from mairie.formatting import PARIS, euros
 from mairie.schemas import OperatorAmounts, RequestForm
-from mairie.services import requests as svc
+from mairie.services import intake as svc
+from mairie.services import quotes as quoting
 from mairie.services.mail import dispatch
 from mairie.settings import get_settings
 from models.errors import DomainError
@@ -46,9 +47,9 @@ def settle(request_id: int, amounts: OperatorAmounts, on: date) -> svc.RequestOu
 
 
 @task(cache_policy=NO_CACHE)
-def issue(request_id: int, on: date) -> svc.QuotesOutcome:
+def issue(request_id: int, on: date) -> quoting.QuotesOutcome:
     """Number, render and store both quotes and the draft convention; queue the email."""
-    return svc.issue_quotes(get_settings(), request_id, on)
+    return quoting.issue_quotes(get_settings(), request_id, on)
 
 
 @task(cache_policy=NO_CACHE)
@@ -120,7 +121,7 @@ def to_amounts(outcome: svc.RequestOutcome, answer: RunInput) -> OperatorAmounts
     )
 
 
-def publish_summary(quotes: svc.QuotesOutcome) -> None:
+def publish_summary(quotes: quoting.QuotesOutcome) -> None:
     """The operators' view: the collectivity, its population and band, both quotes and the documents.
 
     The signed approval link is not shown: whoever reads the UI must not be able to sign for the mayor."""

@@ -17,8 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.intake import quote_and_send
 from mairie.formatting import PARIS, euros
-from mairie.services import approvals, provisioning
-from mairie.services import requests as intake
+from mairie.services import approvals, conventions, followup, intake, provisioning, signature_deadlines
 from mairie.services.mail import dispatch
 from mairie.settings import get_settings
 from models.errors import DomainError
@@ -29,9 +28,9 @@ QUOTE_GRACE_S = 120
 
 
 @task(cache_policy=NO_CACHE)
-def housekeeping() -> approvals.HousekeepingReport:
+def housekeeping() -> signature_deadlines.HousekeepingReport:
     """Signature reminders (7 and 14 days by default) and expiry (30 days)."""
-    return approvals.signature_housekeeping(get_settings())
+    return signature_deadlines.signature_housekeeping(get_settings())
 
 
 @task(cache_policy=NO_CACHE)
@@ -43,19 +42,14 @@ def unquoted_requests(grace_s: int) -> list[int]:
 @task(cache_policy=NO_CACHE)
 def pending_handoffs() -> list[int]:
     """Conventions in force whose provisioning order is not issued yet."""
-    return approvals.conventions_in_force_without_order(get_settings())
+    return conventions.conventions_in_force_without_order(get_settings())
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10)
 def handoff(convention_id: int) -> provisioning.OrderOutcome:
-    """Issue the provisioning order of a convention in force (idempotent)."""
-    return provisioning.issue_order(get_settings(), convention_id)
-
-
-@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=30)
-def webhook(payload: dict[str, Any]) -> int | None:
-    """Post the order to the syndicat's system when a webhook URL is configured."""
-    return provisioning.post_webhook(get_settings(), payload)
+    """Issue the provisioning order of a convention in force, and post it to the syndicat's webhook when
+    new (idempotent; the same follow-up as a decision's, `mairie.services.followup.hand_off`)."""
+    return followup.hand_off(get_settings(), convention_id)
 
 
 @task(cache_policy=NO_CACHE)
@@ -101,7 +95,6 @@ def follow_conventions(quote_grace_s: int = QUOTE_GRACE_S) -> dict[str, Any]:
     for convention_id in pending_handoffs():
         order = handoff(convention_id)
         if order.created:
-            webhook(order.payload)
             publish_order(order)
         orders.append(order.number)
     sent = send_mail()
@@ -130,10 +123,7 @@ def operator_countersign(
     outcome = approvals.countersign_as_operator(
         settings, convention, party, operator, approvals.Decision(signatory_name, signatory_capacity, certified)
     )
-    if outcome.in_force:
-        follow_conventions()
-    else:
-        send_mail()
+    followup.after_decision(settings, outcome.in_force)
     return {
         "convention": outcome.convention,
         "party": outcome.party,

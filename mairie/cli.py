@@ -121,9 +121,9 @@ def eligibility(
     as_json: bool = typer.Option(False, "--json", help="Sortie JSON"),
 ) -> None:
     """Éligibilité, strate et tarif d'accompagnement d'une collectivité."""
-    from mairie.services.quoting import assess_collectivity
+    from mairie.services.assessment import assess_named
 
-    assessment = assess_collectivity(settings(), identifier, parse_day(on))
+    assessment = assess_named(settings(), identifier, parse_day(on))
     data = eligibility_json(assessment)
     if as_json:
         print_json(data)
@@ -161,7 +161,7 @@ def quote_preview(
     as_json: bool = typer.Option(False, "--json", help="Sortie JSON"),
 ) -> None:
     """Aperçu des deux devis (services du syndicat, accompagnement du CDG), sans rien enregistrer."""
-    from mairie.services.quoting import preview_quotes
+    from mairie.services.assessment import preview_quotes
 
     basket = parse_basket(items)
     assessment, preview = preview_quotes(settings(), identifier, basket, parse_day(on))
@@ -243,7 +243,7 @@ def request_submit(
 ) -> None:
     """Dépose une demande et lance son traitement (via Prefect si un serveur est configuré)."""
     from mairie.schemas import RequestForm, validation_message
-    from mairie.services.submission import submit
+    from mairie.submission import submit
 
     basket = parse_basket(items)
     try:
@@ -287,7 +287,7 @@ def request_submit(
 @handles_errors
 def requests_list(as_json: bool = typer.Option(False, "--json", help="Sortie JSON")) -> None:
     """Les demandes et leur état, les plus récentes d'abord."""
-    from mairie.services.requests import list_requests
+    from mairie.services.intake import list_requests
 
     rows = list_requests(settings())
     if as_json:
@@ -348,7 +348,7 @@ def collectivity_show(
     if as_json:
         print_json(story)
         return
-    from mairie.services.story import print_story
+    from mairie.cli_story import print_story
 
     print_story(out, story)
 
@@ -406,10 +406,10 @@ def convention_countersign(
 ) -> None:
     """Enregistre la signature d'une partie par un opérateur (tracée comme telle)."""
     from mairie.services.approvals import Decision, countersign_as_operator
-    from mairie.services.mail import dispatch
+    from mairie.services.followup import after_decision
 
-    result = countersign_as_operator(settings(), reference, party, operator, Decision(name, capacity, certified))  # type: ignore[arg-type]
-    dispatch(settings())
+    result = countersign_as_operator(settings(), reference, party, operator, Decision(name, capacity, certified))
+    after_decision(settings(), result.in_force)  # emails, and the handoff when in force, whatever Prefect does
     state = "déjà décidé" if result.already_decided else result.status
     out.print(f"{result.convention} : {result.party} {state}" + (" — convention en vigueur" if result.in_force else ""))
 
@@ -520,11 +520,11 @@ def payments_record(
     reference: str | None = typer.Option(None, "--reference", help="Référence du virement"),
 ) -> None:
     """Enregistre un paiement (partiel possible ; au-delà du reste à payer, refusé)."""
-    from mairie.services.billing import record_payment
+    from mairie.services.payments import record_payment
     from models.money import parse_amount
 
     result = record_payment(settings(), number, parse_amount(amount), parse_day(on), reference=reference)
-    out.print(f"{result['invoice']} : {result['status']} ; reste à payer {result['amount_due']} €")
+    out.print(f"{result.invoice} : {result.status} ; reste à payer {result.amount_due:.2f} €")
 
 
 @payments_app.command("import")
@@ -532,7 +532,7 @@ def payments_record(
 def payments_import(path: str = typer.Argument(..., help="Fichier CSV")) -> None:
     """Importe des paiements : colonnes invoice_number, amount, paid_on, reference (tout ou rien)."""
 
-    from mairie.services.billing import import_payments
+    from mairie.services.payments import import_payments
 
     file = Path(path)
     if not file.is_file():
@@ -557,10 +557,10 @@ def invoices_credit(
     on: str | None = typer.Option(None, "--date", help="Date de l'avoir (AAAA-MM-JJ)"),
 ) -> None:
     """Émet un avoir qui annule une facture, dans la séquence de l'émetteur."""
-    from mairie.services.billing import credit_invoice
+    from mairie.services.credit_notes import credit_invoice
 
     result = credit_invoice(settings(), number, reason, parse_day(on))
-    out.print(f"Avoir {result['credit_note']} sur {result['invoice']} : {result['total_ttc']} €")
+    out.print(f"Avoir {result.credit_note} sur {result.invoice} : {result.total_ttc:.2f} €")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -682,8 +682,9 @@ def request_requote(
 ) -> None:
     """Émet une nouvelle version des devis et de la convention ; les liens précédents ne signent plus rien."""
     from mairie.schemas import OperatorAmounts
+    from mairie.services.intake import request_id_of
     from mairie.services.mail import dispatch
-    from mairie.services.requests import request_id_of, requote
+    from mairie.services.quotes import requote
     from models.money import parse_amount
 
     items = {}

@@ -20,7 +20,8 @@ def engine(settings: Settings) -> Engine:
 
 
 def unit_of_work(settings: Settings) -> UnitOfWork:
-    return UnitOfWork(engine(settings))
+    """A unit of work on the settings' database, with the configured issuers (`uow.issuers`)."""
+    return UnitOfWork(engine(settings), settings.issuers())
 
 
 def alembic_config(settings: Settings) -> Config:

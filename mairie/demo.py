@@ -126,7 +126,7 @@ def run_demo(settings: Settings, out: Console) -> None:
 
     from mairie.schemas import RequestForm
     from mairie.services.story import collectivity_story
-    from mairie.services.submission import submit
+    from mairie.submission import submit
 
     demo = Demo(settings, out)
     folder = settings.mail_path

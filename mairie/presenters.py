@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mairie.formatting import amount_json
-from mairie.services.quoting import Assessment
+from mairie.services.assessment import Assessment
 from models.eligibility import DEPARTMENT_NAMES, Population
 from models.pricing import PricedDocument, QuotePreview
 

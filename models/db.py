@@ -8,7 +8,7 @@ SQLite (default) and PostgreSQL behave the same for the rules that matter here:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +20,18 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, create_engine
 
 from models.errors import StorageUnavailable
+from models.repositories import (
+    Approvals,
+    Collectivities,
+    Conventions,
+    CreditNotes,
+    Invoices,
+    Issuers,
+    Orders,
+    Quotes,
+    Requests,
+    Subscriptions,
+)
 
 
 @lru_cache(maxsize=8)
@@ -62,21 +74,40 @@ def describe_url(url: str) -> str:
 
 
 class UnitOfWork:
-    """One transaction: rolls back unless `commit()` is called; side effects go after the commit."""
+    """One transaction: rolls back unless `commit()` is called; side effects go after the commit.
 
-    def __init__(self, engine: Engine) -> None:
+    Its repositories (`uow.requests`, `uow.quotes`, `uow.conventions`, `uow.invoices`, `uow.issuers`…)
+    hold the look-ups that recur. A database that cannot be reached surfaces as `StorageUnavailable`
+    naming the database and what to do, whatever statement found it out.
+    """
+
+    def __init__(self, engine: Engine, issuers: Sequence[Any] = ()) -> None:
         self.engine = engine
+        self.issuers: Issuers[Any] = Issuers(issuers)
         self.session: Session
 
     def __enter__(self) -> UnitOfWork:
         self.session = Session(self.engine, expire_on_commit=False)
+        self.collectivities = Collectivities(self.session)
+        self.requests = Requests(self.session)
+        self.quotes = Quotes(self.session)
+        self.conventions = Conventions(self.session)
+        self.approvals = Approvals(self.session)
+        self.orders = Orders(self.session)
+        self.subscriptions = Subscriptions(self.session)
+        self.invoices = Invoices(self.session)
+        self.credit_notes = CreditNotes(self.session)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         try:
             self.session.rollback()
+        except OperationalError:
+            pass  # the connection is gone: nothing to roll back, the error below says why
         finally:
             self.session.close()
+        if isinstance(exc, OperationalError):
+            raise unavailable(str(self.engine.url), exc) from exc
 
     def commit(self) -> None:
         self.session.commit()
@@ -85,13 +116,18 @@ class UnitOfWork:
         self.session.rollback()
 
 
+def unavailable(url: str, exc: OperationalError) -> StorageUnavailable:
+    """The plain error for a database that cannot be reached."""
+    return StorageUnavailable(
+        f"base de données injoignable ({describe_url(url)}) : {str(exc.orig).strip().splitlines()[0]}. "
+        "Vérifiez MAIRIE_DATABASE_URL, que le serveur tourne, puis lancez « mairie init »."
+    )
+
+
 @contextmanager
 def reachable(url: str) -> Iterator[None]:
     """Turn a connection failure into a plain error naming the database and what to do."""
     try:
         yield
     except OperationalError as exc:
-        raise StorageUnavailable(
-            f"base de données injoignable ({describe_url(url)}) : {str(exc.orig).strip().splitlines()[0]}. "
-            "Vérifiez MAIRIE_DATABASE_URL, que le serveur tourne, puis lancez « mairie init »."
-        ) from exc
+        raise unavailable(url, exc) from exc

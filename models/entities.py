@@ -5,7 +5,7 @@ invoices, payments, reminders, credit notes; plus the reference data (issuers, c
 support-fee bands), the outbox of emails, the audit trail and the number sequences.
 
 Conventions: ids are integers; amounts use the `Money` type (exact, two decimals); timestamps are UTC
-(`UTCDateTime`); statuses are short strings whose allowed values and moves live in `models.lifecycle`;
+(`UTCDateTime`); statuses are `StrEnum`s stored as strings, whose moves live in `models.lifecycle`;
 free-form snapshots (eligibility verdict, document hashes, order payload) are JSON.
 """
 
@@ -13,12 +13,25 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from models.types import Money, UTCDateTime, utcnow
+from models.lifecycle import (
+    ApprovalStatus,
+    ConventionStatus,
+    CreditNoteStatus,
+    InvoiceStatus,
+    OrderStatus,
+    OutboxStatus,
+    QuoteStatus,
+    RequestStatus,
+    SubscriptionStatus,
+)
+from models.parties import Party
+from models.types import EnumString, Money, UTCDateTime, utcnow
 
 
 def _money(**kw: Any) -> Any:
@@ -27,6 +40,15 @@ def _money(**kw: Any) -> Any:
 
 def _ts(**kw: Any) -> Any:
     return Field(sa_type=UTCDateTime, **kw)
+
+
+def _enum(enum: type[StrEnum], length: int) -> EnumString:
+    return EnumString(enum, length)
+
+
+def _status(enum: type[StrEnum], default: StrEnum, length: int, index: bool = False) -> Any:
+    """A status column: the entity's `StrEnum` (moves in `models.lifecycle`), stored as a string."""
+    return Field(default=default, sa_type=_enum(enum, length), index=index)
 
 
 def _json(default: Any = None) -> Any:
@@ -204,8 +226,7 @@ class ServiceRequest(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     reference: str = Field(unique=True, max_length=40)
     collectivity_id: int = Field(foreign_key="collectivity.id", index=True)
-    # received | refused | waiting_operator | eligible | quoted | signing | in_force | declined | expired
-    status: str = Field(default="received", max_length=30, index=True)
+    status: RequestStatus = _status(RequestStatus, RequestStatus.RECEIVED, 30, index=True)
     channel: str = Field(default="cli", max_length=20)  # ui | cli | api
     requested_on: date
     signatory_name: str = Field(max_length=200)
@@ -244,7 +265,7 @@ class Quote(SQLModel, table=True):
     issuer_code: str = Field(foreign_key="issuer.code", max_length=16)
     request_id: int = Field(foreign_key="servicerequest.id", index=True)
     version: int = 1
-    status: str = Field(default="issued", max_length=20)  # issued | accepted | declined | superseded | expired
+    status: QuoteStatus = _status(QuoteStatus, QuoteStatus.ISSUED, 20)
     issued_on: date
     valid_until: date
     grid_id: int = Field(foreign_key="pricegrid.id")
@@ -260,14 +281,15 @@ class Quote(SQLModel, table=True):
     created_at: datetime = _ts(default_factory=utcnow)
 
 
-class QuoteLine(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
-    quote_id: int = Field(foreign_key="quote.id", index=True)
+class DocumentLineBase(SQLModel):
+    """One printed line of a quote, an invoice or a credit note: everything its document shows, so that
+    the document can be rebuilt from its own rows."""
+
     position: int
     item_code: str = Field(max_length=40)
     label: str = Field(max_length=200)
     unit: str = Field(max_length=200)
-    kind: str = Field(max_length=12)
+    kind: str = Field(max_length=12)  # yearly | one_off | first_year
     quantity: int
     unit_price_ttc: Decimal = _money()
     unit_price_ht: Decimal = Field(max_digits=14, decimal_places=4)
@@ -277,6 +299,11 @@ class QuoteLine(SQLModel, table=True):
     total_ttc: Decimal = _money()
     note: str | None = Field(default=None, max_length=500)
     family: str = Field(default="", max_length=100)  # catalogue family, printed under the label
+
+
+class QuoteLine(DocumentLineBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    quote_id: int = Field(foreign_key="quote.id", index=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -293,7 +320,7 @@ class Convention(SQLModel, table=True):
     collectivity_id: int = Field(foreign_key="collectivity.id", index=True)
     syndicat_code: str = Field(foreign_key="issuer.code", max_length=16)
     cdg_code: str = Field(foreign_key="issuer.code", max_length=16)
-    status: str = Field(default="awaiting_collectivity", max_length=30, index=True)
+    status: ConventionStatus = _status(ConventionStatus, ConventionStatus.AWAITING_COLLECTIVITY, 30, index=True)
     version: int = 1
     grid_id: int = Field(foreign_key="pricegrid.id")
     dated_on: date
@@ -317,9 +344,9 @@ class Approval(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     convention_id: int = Field(foreign_key="convention.id", index=True)
-    party: str = Field(max_length=20)  # collectivity | cdg | syndicat
+    party: Party = Field(sa_type=_enum(Party, 20))
     position: int
-    status: str = Field(default="waiting", max_length=20)  # waiting | pending | signed | declined | expired
+    status: ApprovalStatus = _status(ApprovalStatus, ApprovalStatus.WAITING, 20)
     signatory_name: str = Field(max_length=200)
     signatory_email: str = Field(max_length=254)
     link_nonce: str = Field(max_length=64)
@@ -343,7 +370,7 @@ class Question(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     convention_id: int = Field(foreign_key="convention.id", index=True)
-    party: str = Field(max_length=20)
+    party: Party = Field(sa_type=_enum(Party, 20))
     message: str = Field(sa_column=Column(Text, nullable=False))
     asked_at: datetime = _ts(default_factory=utcnow)
     ip_address: str | None = Field(default=None, max_length=64)
@@ -360,7 +387,7 @@ class ProvisioningOrder(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     number: str = Field(unique=True, max_length=40)
     convention_id: int = Field(foreign_key="convention.id", unique=True)
-    status: str = Field(default="sent", max_length=20)  # sent | acknowledged | partially_delivered | delivered
+    status: OrderStatus = _status(OrderStatus, OrderStatus.SENT, 20)
     payload: dict[str, Any] = _json(dict)
     sent_at: datetime = _ts(default_factory=utcnow)
     acknowledged_at: datetime | None = _ts(default=None)
@@ -389,7 +416,7 @@ class Subscription(SQLModel, table=True):
     cdg_code: str = Field(foreign_key="issuer.code", max_length=16)
     started_on: date
     ended_on: date | None = None
-    status: str = Field(default="active", max_length=20)  # active | ended
+    status: SubscriptionStatus = _status(SubscriptionStatus, SubscriptionStatus.ACTIVE, 20)
     support_amount: Decimal | None = _money(default=None)  # operator-set fee (on quote), else by band
 
 
@@ -438,8 +465,7 @@ class Invoice(SQLModel, table=True):
     total_ttc: Decimal = _money()
     amount_paid: Decimal = _money(default=Decimal("0.00"))
     amount_credited: Decimal = _money(default=Decimal("0.00"))
-    # numbered (step 1 done: number and lines, no document yet) | issued | partially_paid | paid | credited
-    status: str = Field(default="issued", max_length=20)
+    status: InvoiceStatus = _status(InvoiceStatus, InvoiceStatus.ISSUED, 20)
     buyer_siret: str | None = Field(default=None, max_length=14)
     chorus_service_code: str | None = Field(default=None, max_length=100)
     commitment_number: str | None = Field(default=None, max_length=100)
@@ -450,25 +476,11 @@ class Invoice(SQLModel, table=True):
     created_at: datetime = _ts(default_factory=utcnow)
 
 
-class InvoiceLine(SQLModel, table=True):
+class InvoiceLine(DocumentLineBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     invoice_id: int = Field(foreign_key="invoice.id", index=True)
-    position: int
-    item_code: str = Field(max_length=40)
-    label: str = Field(max_length=200)
-    unit: str = Field(max_length=200)
-    kind: str = Field(max_length=12)
-    quantity: int
-    unit_price_ttc: Decimal = _money()
-    unit_price_ht: Decimal = Field(max_digits=14, decimal_places=4)
-    vat_rate: Decimal = Field(max_digits=5, decimal_places=4)
-    total_ht: Decimal = _money()
-    total_vat: Decimal = _money()
-    total_ttc: Decimal = _money()
-    period_start: date | None = None
-    period_end: date | None = None
-    note: str | None = Field(default=None, max_length=500)
-    family: str = Field(default="", max_length=100)
+    period_start: date | None = None  # BT-134
+    period_end: date | None = None  # BT-135
 
 
 class CreditNote(SQLModel, table=True):
@@ -480,6 +492,7 @@ class CreditNote(SQLModel, table=True):
     invoice_id: int = Field(foreign_key="invoice.id", index=True)
     issued_on: date
     reason: str = Field(sa_column=Column(Text, nullable=False))
+    status: CreditNoteStatus = _status(CreditNoteStatus, CreditNoteStatus.ISSUED, 20)
     total_ht: Decimal = _money()
     total_vat: Decimal = _money()
     total_ttc: Decimal = _money()
@@ -488,18 +501,13 @@ class CreditNote(SQLModel, table=True):
     created_at: datetime = _ts(default_factory=utcnow)
 
 
-class CreditNoteLine(SQLModel, table=True):
+class CreditNoteLine(DocumentLineBase, table=True):
+    """A line of a credit note: the line of the invoice it cancels, as that invoice printed it."""
+
     id: int | None = Field(default=None, primary_key=True)
     credit_note_id: int = Field(foreign_key="creditnote.id", index=True)
-    position: int
-    item_code: str = Field(max_length=40)
-    label: str = Field(max_length=200)
-    quantity: int
-    unit_price_ht: Decimal = Field(max_digits=14, decimal_places=4)
-    vat_rate: Decimal = Field(max_digits=5, decimal_places=4)
-    total_ht: Decimal = _money()
-    total_vat: Decimal = _money()
-    total_ttc: Decimal = _money()
+    period_start: date | None = None
+    period_end: date | None = None
 
 
 class Payment(SQLModel, table=True):
@@ -553,7 +561,7 @@ class OutboxMessage(SQLModel, table=True):
     body_text: str = Field(sa_column=Column(Text, nullable=False))
     body_html: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     attachments: list[dict[str, Any]] = _json(list)  # {filename, content_type, sha256}
-    status: str = Field(default="pending", max_length=20)  # pending | sent | undelivered
+    status: OutboxStatus = _status(OutboxStatus, OutboxStatus.PENDING, 20)
     attempts: int = 0
     next_attempt_at: datetime = _ts(default_factory=utcnow)
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

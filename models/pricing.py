@@ -272,3 +272,30 @@ def renewal_drafts(grid: Grid, items: Sequence[BasketLine]) -> list[_Draft]:
 def first_year_drafts(grid: Grid, items: Sequence[BasketLine]) -> list[_Draft]:
     """The lines of the first invoice: every item (one-off, yearly, first-year) at its first price."""
     return [_item_draft(grid, line) for line in items]
+
+
+def vat_regime_of(regime: str, rate: Decimal, exemption_reason: str | None = None) -> VatRegime:
+    """An issuer's VAT regime from its settings: `standard` at its rate, or `outside_scope` with its mention
+    (by default article 256 B du CGI, a public body acting within its public-service mission)."""
+    if regime == "outside_scope":
+        return VatRegime.outside_scope(exemption_reason or "TVA non applicable — article 256 B du CGI")
+    if regime != "standard":
+        raise InvalidInput(f"régime de TVA inconnu « {regime} » (standard, outside_scope)")
+    return VatRegime.standard(rate)
+
+
+def pending_amounts(
+    grid: Grid, basket: Sequence[BasketLine], *, support_fee: Decimal | None, support_amount: Decimal | None
+) -> tuple[str, ...]:
+    """The item codes (and `accompagnement`) still waiting for an operator's amount ("sur devis"): an item
+    above its limit without an amount, and the support fee when neither the band nor an operator gives it."""
+    pending = [
+        line.code
+        for line in basket
+        if (limit := grid.item(line.code).max_quantity) is not None
+        and line.quantity > limit
+        and line.amount_ttc is None
+    ]
+    if support_fee is None and support_amount is None:
+        pending.append(SUPPORT_CODE)
+    return tuple(pending)

@@ -77,3 +77,28 @@ def plan_renewal(
     elif verdict.cdg is not None:
         documents.append(price_lines(verdict.cdg, cdg_vat, [support_draft(grid, fee)]))
     return RenewalPlan(tuple(documents), tuple(reasons), tuple(pending))
+
+
+def renewal_date(year: int, month: int, day: int) -> date:
+    """The campaign date of a billing year (default 15 January, a setting)."""
+    return date(year, month, day)
+
+
+@dataclass(frozen=True)
+class LiveWindow:
+    """Which subscriptions a campaign of `year` renews: active, started before the year (their first
+    invoice covered the months up to then), not ended by the renewal date."""
+
+    year: int
+    renewal_date: date
+
+    @property
+    def started_before(self) -> date:
+        return date(self.year, 1, 1)
+
+    def contains(self, *, status: str, started_on: date, ended_on: date | None) -> bool:
+        return (
+            status == "active"
+            and started_on < self.started_before
+            and (ended_on is None or ended_on > self.renewal_date)
+        )

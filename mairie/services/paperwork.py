@@ -10,7 +10,7 @@ from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel import Session
 
@@ -20,8 +20,8 @@ from documents.store import DocumentStore
 from mairie.settings import IssuerIdentity, Settings
 from models.catalog import Grid
 from models.eligibility import KIND_LABELS, Population
-from models.entities import Approval, Collectivity, InvoiceLine, Quote, QuoteLine, ServiceRequest, StoredDocument
-from models.pricing import PricedDocument, PricedLine, VatRegime
+from models.entities import Approval, Collectivity, DocumentLineBase, ServiceRequest, StoredDocument
+from models.pricing import PricedDocument, PricedLine, VatRegime, vat_regime_of
 
 PDF = "application/pdf"
 
@@ -99,8 +99,8 @@ def line_columns(line: PricedLine) -> dict[str, Any]:
     }
 
 
-def priced_lines(lines: Sequence[QuoteLine | InvoiceLine]) -> tuple[PricedLine, ...]:
-    """The priced lines of stored quote or invoice lines (the amounts are those stored, never recomputed)."""
+def priced_lines(lines: Sequence[DocumentLineBase]) -> tuple[PricedLine, ...]:
+    """The priced lines of stored document lines (the amounts are those stored, never recomputed)."""
     return tuple(
         PricedLine(
             position=line.position,
@@ -122,17 +122,29 @@ def priced_lines(lines: Sequence[QuoteLine | InvoiceLine]) -> tuple[PricedLine, 
     )
 
 
-def priced_from_rows(quote: Quote, lines: list[QuoteLine], vat: VatRegime) -> PricedDocument:
-    """Rebuild the priced document of a stored quote."""
+class StoredTotals(Protocol):
+    issuer_code: str
+    total_ht: Decimal
+    total_vat: Decimal
+    total_ttc: Decimal
+
+
+def priced_from_stored(header: StoredTotals, lines: Sequence[DocumentLineBase], vat: VatRegime) -> PricedDocument:
+    """Rebuild the priced document of a stored quote, invoice or credit note from its own rows."""
     return PricedDocument(
-        issuer=quote.issuer_code,
+        issuer=header.issuer_code,
         vat=vat,
         lines=priced_lines(lines),
-        total_ht=quote.total_ht,
-        total_vat=quote.total_vat,
-        total_ttc=quote.total_ttc,
-        notes=tuple(quote.notes),
+        total_ht=header.total_ht,
+        total_vat=header.total_vat,
+        total_ttc=header.total_ttc,
+        notes=tuple(getattr(header, "notes", ()) or ()),
     )
+
+
+def vat_of(identity: IssuerIdentity) -> VatRegime:
+    """An issuer's VAT regime, from its settings (`models.pricing.vat_regime_of`)."""
+    return vat_regime_of(identity.vat_regime, identity.vat_rate, identity.vat_exemption_reason)
 
 
 def render_devis(
@@ -165,7 +177,7 @@ def render_devis(
 
 
 def signatures_of(approvals: list[Approval]) -> tuple[doc.Signature, ...]:
-    party = {"collectivity": "collectivite", "cdg": "cdg", "syndicat": "syndicat"}
+    party = {"collectivity": "collectivite", "cdg": "cdg", "syndicat": "syndicat"}  # documents' spelling
     return tuple(
         doc.Signature(
             party=party[a.party],  # type: ignore[arg-type]

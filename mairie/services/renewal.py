@@ -17,33 +17,36 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from documents.pool import RenderPool
 from mairie.database import unit_of_work
-from mairie.services.billing import (
+from mairie.services import paperwork
+from mairie.services.assessment import assess_collectivity, identifier_of
+from mairie.services.channels.folder import file_deposits
+from mairie.services.invoicing import (
+    InvoiceDraft,
     IssuedInvoice,
     as_issued,
     complete_unfinished,
-    existing_invoice,
-    file_deposits,
     record_invoice,
     render_processes,
 )
-from mairie.services.quoting import vat_regime
 from mairie.settings import Settings
 from models.catalog import Grid, grid_in_force
-from models.db import reachable
-from models.eligibility import Eligibility, assess
-from models.entities import Collectivity, Invoice, Subscription, SubscriptionItem
+from models.db import UnitOfWork
+from models.eligibility import Eligibility
+from models.entities import Collectivity, Invoice, Subscription
 from models.errors import InvalidInput
+from models.lifecycle import SubscriptionStatus
 from models.reference_data import stored_grids
-from models.renewal import LiveItem, RenewalPlan, plan_renewal
-from models.repository import find
+from models.renewal import LiveItem, LiveWindow, RenewalPlan, plan_renewal
+from models.renewal import renewal_date as campaign_date
 
 
 def renewal_date(settings: Settings, year: int) -> date:
-    return date(year, settings.renewal_month, settings.renewal_day)
+    """The campaign date of a billing year, from the settings (default 15 January)."""
+    return campaign_date(year, settings.renewal_month, settings.renewal_day)
 
 
 @dataclass(frozen=True)
@@ -81,36 +84,33 @@ class CampaignReview:
         return result
 
 
-def _live(year: int, on: date) -> list[Any]:
-    """Active on the renewal date and started before the year (their first invoice was an earlier year's)."""
+def _live(window: LiveWindow) -> list[Any]:
+    """`LiveWindow.contains` as SQL: the campaign reads ids only, for every French commune at once."""
     return [
-        Subscription.status == "active",
-        Subscription.started_on < date(year, 1, 1),  # type: ignore[operator]
-        or_(Subscription.ended_on.is_(None), Subscription.ended_on > on),  # type: ignore[union-attr, operator]
+        Subscription.status == SubscriptionStatus.ACTIVE,
+        col(Subscription.started_on) < window.started_before,
+        or_(col(Subscription.ended_on).is_(None), col(Subscription.ended_on) > window.renewal_date),
     ]
 
 
 def live_subscriptions(session: Session, year: int, on: date) -> list[Subscription]:
     """The subscriptions a campaign renews, whole rows (the review reads them)."""
-    return list(session.exec(select(Subscription).where(*_live(year, on)).order_by(Subscription.id)).all())  # type: ignore[arg-type]
+    query = select(Subscription).where(*_live(LiveWindow(year, on))).order_by(col(Subscription.id))
+    return list(session.exec(query).all())
 
 
 def live_subscription_ids(session: Session, year: int, on: date) -> list[int]:
     """Their ids only: what the campaign iterates over (a few MB for every French commune)."""
-    return [
-        int(i) for i in session.exec(select(Subscription.id).where(*_live(year, on)).order_by(Subscription.id)).all()
-    ]  # type: ignore[arg-type]
+    query = select(Subscription.id).where(*_live(LiveWindow(year, on))).order_by(col(Subscription.id))
+    return [int(i) for i in session.exec(query).all() if i is not None]
 
 
 def _verdict(settings: Settings, session: Session, collectivity: Collectivity, grid: Grid, on: date) -> Eligibility:
-    found = find(session, collectivity.insee_code or collectivity.siren, on)
-    return assess(
-        found.profile(settings.population_kind), grid, public_establishment_fee=settings.public_establishment_fee
-    )
+    return assess_collectivity(session, settings, identifier_of(collectivity), on, grid=grid).eligibility
 
 
 def plan_for(
-    settings: Settings, session: Session, subscription: Subscription, year: int, grids: list[Grid]
+    settings: Settings, uow: UnitOfWork, subscription: Subscription, year: int, grids: list[Grid]
 ) -> tuple[Collectivity, RenewalPlan]:
     """The renewal plan of one subscription (pure rules over what the database says)."""
     on = renewal_date(settings, year)
@@ -118,10 +118,11 @@ def plan_for(
     grid = grid_in_force(grids, on)
     previous_candidates = [g for g in grids if g.effective_from <= previous_on]
     previous_grid = grid_in_force(previous_candidates, previous_on) if previous_candidates else None
-    collectivity = session.get(Collectivity, subscription.collectivity_id)
-    assert collectivity is not None
-    items = session.exec(select(SubscriptionItem).where(SubscriptionItem.subscription_id == subscription.id)).all()
-    cdg = next(i for i in settings.issuers() if i.code == subscription.cdg_code)
+    assert subscription.id is not None
+    collectivity = uow.collectivities.get(subscription.collectivity_id)
+    items = uow.subscriptions.items(subscription.id)
+    cdg = uow.issuers.get(subscription.cdg_code)
+    session = uow.session
     verdict = _verdict(settings, session, collectivity, grid, on)
     previous = _verdict(settings, session, collectivity, previous_grid or grid, previous_on)
     plan = plan_renewal(
@@ -134,8 +135,8 @@ def plan_for(
         previous_verdict=previous,
         support_amount=subscription.support_amount,
         syndicat=settings.syndicat.code,
-        syndicat_vat=vat_regime(settings.syndicat),
-        cdg_vat=vat_regime(cdg),
+        syndicat_vat=paperwork.vat_of(settings.syndicat),
+        cdg_vat=paperwork.vat_of(cdg),
     )
     return collectivity, plan
 
@@ -150,18 +151,16 @@ def _last_year(session: Session, subscription: Subscription, year: int) -> dict[
 def review(settings: Settings, year: int, progress: Callable[[int, int], None] | None = None) -> CampaignReview:
     """The dry run: per collectivity, last year's and this year's totals per issuer, and why they differ."""
     on = renewal_date(settings, year)
-    with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
+    with unit_of_work(settings) as uow:
         session = uow.session
         grids = stored_grids(session)
         result = CampaignReview(year=year, renewal_date=on, grid=grid_in_force(grids, on).code)
         subscriptions = live_subscriptions(session, year, on)
         for index, subscription in enumerate(subscriptions, start=1):
-            collectivity, plan = plan_for(settings, session, subscription, year, grids)
+            collectivity, plan = plan_for(settings, uow, subscription, year, grids)
             assert subscription.id is not None
             issued = tuple(
-                d.issuer
-                for d in plan.documents
-                if existing_invoice(session, subscription.id, d.issuer, year) is not None
+                d.issuer for d in plan.documents if uow.invoices.of_year(subscription.id, d.issuer, year) is not None
             )
             result.lines.append(
                 ReviewLine(
@@ -207,9 +206,9 @@ def issue(
     """Issue the renewal invoices of the year. `exclude` lists SIRENs (or INSEE codes) the operator left
     out. Running it again issues only what is missing.
 
-    Two steps per invoice (`billing`): numbering, one short transaction per subscription; then rendering,
+    Two steps per invoice (`invoicing`): numbering, one short transaction per subscription; then rendering,
     storing and emailing, one transaction per invoice, the PDFs rendered by a pool of recycled processes
-    when the campaign is large (`billing.render_processes`), or by the caller's `pool` (one pool kept
+    when the campaign is large (`invoicing.render_processes`), or by the caller's `pool` (one pool kept
     across several calls)."""
     excluded = {e.strip() for e in exclude if e.strip()}
     on = renewal_date(settings, year)
@@ -217,7 +216,7 @@ def issue(
     if day.year != year:
         raise InvalidInput(f"les factures de renouvellement {year} sont datées de {year} (pas du {day:%d/%m/%Y})")
     result = CampaignResult(year)
-    with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
+    with unit_of_work(settings) as uow:
         targets = live_subscription_ids(uow.session, year, on)
         grids = stored_grids(uow.session)
     if subscription_ids is not None:
@@ -253,23 +252,19 @@ def _number_one(
     side by side. Returns its invoices, each with whether it was numbered here."""
     numbered: list[tuple[IssuedInvoice, bool]] = []
     with unit_of_work(settings) as uow:
-        session = uow.session
         # Lock the subscription first: a concurrent campaign waits here, then finds the invoices issued
         # (on SQLite, BEGIN IMMEDIATE already serialises the transactions).
-        subscription = session.exec(
+        subscription = uow.session.exec(
             select(Subscription).where(Subscription.id == subscription_id).with_for_update()
         ).one()
-        collectivity, plan = plan_for(settings, session, subscription, year, grids)
+        collectivity, plan = plan_for(settings, uow, subscription, year, grids)
         if collectivity.siren in excluded or (collectivity.insee_code or "") in excluded:
             result.excluded.append(collectivity.siren)
             return []
         if plan.pending:
             result.pending.append(f"{collectivity.name} ({collectivity.siren}) : {', '.join(plan.pending)}")
         for priced in plan.documents:
-            invoice, created = record_invoice(
-                session,
-                settings,
-                subscription=subscription,
+            draft = InvoiceDraft(
                 priced=priced,
                 kind="renewal",
                 year=year,
@@ -277,6 +272,7 @@ def _number_one(
                 delivery_date=renewal_date(settings, year),
                 period=(date(year, 1, 1), date(year, 12, 31)),
             )
+            invoice, created = record_invoice(uow, settings, subscription, draft)
             numbered.append((as_issued(invoice, created), created))
         uow.commit()
     return numbered

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from mairie.database import migrate, unit_of_work
 from mairie.settings import Settings
 from models.catalog import bundled_grid_files, load_grid_file
-from models.db import reachable
 from models.reference_data import LoadReport, load_communes, store_grid, sync_issuers
 
 
@@ -42,7 +41,7 @@ def initialise(settings: Settings) -> InitReport:
     migrate(settings)
     overrides = band_overrides(settings)
     grids = [load_grid_file(path, overrides) for path in bundled_grid_files(settings.grids_dir)]
-    with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
+    with unit_of_work(settings) as uow:
         issuers = sync_issuers(uow.session, settings.issuers())
         report: LoadReport = load_communes(uow.session)
         added = [grid.code for grid in grids if store_grid(uow.session, grid)]

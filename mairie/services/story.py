@@ -5,15 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
 from sqlmodel import select
 
 from mairie.database import unit_of_work
 from mairie.formatting import PARIS
-from mairie.services.billing import amount_due
+from mairie.services.payments import amount_due
 from mairie.settings import Settings
-from models.db import reachable
+from models.directory import find
 from models.entities import (
     Approval,
     Collectivity,
@@ -30,7 +28,6 @@ from models.entities import (
 )
 from models.errors import NotFound
 from models.lifecycle import STATUS_LABELS
-from models.repository import find
 
 
 def _iso(value: date | datetime | None) -> str | None:
@@ -43,7 +40,7 @@ def _iso(value: date | datetime | None) -> str | None:
 
 def collectivity_story(settings: Settings, identifier: str) -> dict[str, Any]:
     """Requests, quotes, conventions and signatures, orders, subscription items, invoices and payments."""
-    with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
+    with unit_of_work(settings) as uow:
         s = uow.session
         found = find(s, identifier, datetime.now(PARIS).date())
         row = s.exec(select(Collectivity).where(Collectivity.siren == found.siren)).first()
@@ -170,45 +167,3 @@ def collectivity_story(settings: Settings, identifier: str) -> dict[str, Any]:
                 }
             )
         return story
-
-
-def print_story(out: Console, story: dict[str, Any]) -> None:
-    c = story["collectivity"]
-    out.print(
-        f"[bold]{c['name']}[/] — {c['kind']}, SIREN {c['siren']}"
-        + (f", INSEE {c['insee_code']}" if c["insee_code"] else "")
-    )
-    for request in story["requests"]:
-        out.print(f"\n[bold]Demande {request['reference']}[/] du {request['requested_on']} : {request['status_label']}")
-        for reason in request["refusal_reasons"]:
-            out.print(f"  refus : {reason}")
-        for quote in request["quotes"]:
-            out.print(f"  devis {quote['number']} ({quote['issuer']}) : {quote['total_ttc']} € TTC — {quote['status']}")
-        for conv in request["conventions"]:
-            out.print(f"  convention {conv['reference']} : {conv['status']}")
-            for sig in conv["signatures"]:
-                by = f" (enregistrée par {sig['recorded_by_operator']})" if sig["recorded_by_operator"] else ""
-                out.print(f"    {sig['party']} : {sig['status']} {sig['name'] or ''} {sig['at'] or ''}{by}")
-            if conv["order"]:
-                order = conv["order"]
-                out.print(f"  bon de commande {order['number']} : {order['status']}")
-    for sub in story["subscriptions"]:
-        out.print(f"\n[bold]Abonnement[/] depuis le {sub['started_on']} : {sub['status']}")
-        for item in sub["items"]:
-            ended = f" (fin {item['ended_on']})" if item["ended_on"] else ""
-            out.print(f"  {item['code']} × {item['quantity']} depuis le {item['started_on']}{ended}")
-    if story["invoices"]:
-        table = Table(title="Factures", title_justify="left")
-        for column in ("Numéro", "Émetteur", "Année", "Échéance", "Total TTC", "Reste dû", "État"):
-            table.add_column(column)
-        for inv in story["invoices"]:
-            table.add_row(
-                inv["number"],
-                inv["issuer"],
-                str(inv["year"]),
-                inv["due_on"],
-                inv["total_ttc"],
-                inv["amount_due"],
-                inv["status"] + (" (avoir)" if inv["credit_notes"] else ""),
-            )
-        out.print(table)

@@ -14,9 +14,9 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field
 
+from mairie import submission
 from mairie.schemas import RequestForm
-from mairie.services import submission
-from mairie.services.requests import request_state
+from mairie.services.intake import request_state
 from mairie.web.queries import request_summary
 from mairie.web.rendering import settings_of
 

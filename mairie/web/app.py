@@ -178,7 +178,7 @@ def create_app(
     settings: Settings,
     *,
     in_process: bool | None = None,
-    after_decision: Callable[[Settings, bool], None] | None = None,
+    after_decision: Callable[[Settings, bool], object] | None = None,
 ) -> FastAPI:
     """The app for `settings`. `in_process` says how API submissions are processed: True in this process,
     False through the Prefect API, None to decide from the Prefect settings (see `submission.submit`).
@@ -196,7 +196,7 @@ def create_app(
     app.state.settings = settings
     app.state.in_process = in_process
     if after_decision is None:
-        from mairie.services.aftermath import after_decision as default_after_decision
+        from mairie.services.followup import after_decision as default_after_decision
 
         after_decision = default_after_decision
     app.state.after_decision = after_decision

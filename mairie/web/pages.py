@@ -90,7 +90,7 @@ def _back_to_page(
     request: Request, token: str, notice: str | None = None, *, decided: bool = False, in_force: bool = False
 ) -> RedirectResponse:
     """Back to the page (303). After a decision, its emails are sent once the response is out, and a
-    convention that came into force starts its follow-up (see `mairie.services.aftermath`)."""
+    convention that came into force is handed off at once (see `mairie.services.followup`)."""
     url = public_url_for(request, "approval_page", token=token)
     if notice:
         url += f"?enregistre={notice}"

@@ -8,16 +8,15 @@ from sqlmodel import select
 
 from mairie.database import unit_of_work
 from mairie.formatting import amount_json
-from mairie.services.requests import request_state
+from mairie.services.intake import request_state
 from mairie.settings import Settings
-from models.db import reachable
 from models.entities import Approval, Convention, Quote
 
 
 def request_summary(settings: Settings, request_id: int) -> dict[str, Any]:
     """`GET /api/requests/{id}`: state, quotes (amounts as strings) and convention with its approvals."""
     state = request_state(settings, request_id)  # NotFound for an unknown id
-    with reachable(settings.sqlalchemy_url), unit_of_work(settings) as uow:
+    with unit_of_work(settings) as uow:
         session = uow.session
         quotes = session.exec(
             select(Quote).where(Quote.request_id == request_id, Quote.status != "superseded").order_by(Quote.id)  # type: ignore[arg-type]

@@ -22,8 +22,9 @@ from sqlmodel import select
 
 from mairie.database import unit_of_work
 from mairie.schemas import RequestForm
+from mairie.services.intake import register_request
 from mairie.services.mail import dispatch
-from mairie.services.requests import issue_quotes, register_request
+from mairie.services.quotes import issue_quotes
 from mairie.services.setup import initialise
 from mairie.settings import Settings
 from mairie.web import create_app

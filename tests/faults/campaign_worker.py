@@ -64,7 +64,7 @@ def prepare() -> None:
     from documents import api, rendering
     from documents.data import Issuer
     from documents.samples import sample_facture
-    from mairie.services import billing, paperwork, renewal  # noqa: F401
+    from mairie.services import invoicing, paperwork, renewal  # noqa: F401
     from mairie.settings import Settings
     from notifications import outbox  # noqa: F401
 
@@ -75,8 +75,9 @@ def prepare() -> None:
 
 def run() -> int:
     """The campaign, with the settings and faults of the environment."""
+    from mairie.adapters.files import LocalFolder
     from mairie.database import engine
-    from mairie.services import billing, paperwork, renewal
+    from mairie.services import invoicing, paperwork, renewal
     from mairie.services.mail import sender_for
     from mairie.settings import Settings
     from models.types import utcnow
@@ -85,7 +86,7 @@ def run() -> int:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     kill_after_deposit = int(os.environ.get("FAULT_KILL_AFTER_DEPOSIT", "0"))
     if kill_after_deposit:
-        original = billing.deposit
+        original = LocalFolder.write
         calls = 0
 
         def deposit(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -96,10 +97,10 @@ def run() -> int:
                 _die()
             return path
 
-        billing.deposit = deposit  # type: ignore[assignment]
+        LocalFolder.write = deposit  # type: ignore[method-assign]
     kill_before_render = int(os.environ.get("FAULT_KILL_BEFORE_RENDER", "0"))
     if kill_before_render:
-        complete = billing.complete_invoice
+        complete = invoicing.complete_invoice
         renders = 0
 
         def complete_invoice(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -109,7 +110,7 @@ def run() -> int:
                 _die()
             return complete(*args, **kwargs)
 
-        billing.complete_invoice = complete_invoice  # type: ignore[assignment]
+        invoicing.complete_invoice = complete_invoice  # type: ignore[assignment]
     ids = None
     if os.environ.get("FAULT_PART"):
         index, count = (int(x) for x in os.environ["FAULT_PART"].split("/"))

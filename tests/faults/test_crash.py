@@ -108,7 +108,7 @@ def run_to_end(env: dict[str, str], log: Path, timeout: float = 150) -> subproce
     )
 
 
-BLOCKED = "existe déjà dans"  # billing.deposit refusing a leftover file of a rolled-back transaction
+BLOCKED = "existe déjà dans"  # folder.deposit refusing a leftover file of a rolled-back transaction
 
 
 class CampaignBlocked(AssertionError):
@@ -248,7 +248,7 @@ def test_sigkill_at_20_random_points_then_rerun(
 
 
 def test_kill_while_filing_deposits(crash_setup: Settings, mail_server: LoopbackMailServer, tmp_path: Path) -> None:
-    """Deposit files are written after the commits (`billing.file_deposits`): a crash while filing leaves
+    """Deposit files are written after the commits (`folder.file_deposits`): a crash while filing leaves
     committed invoices without their file, never a file without its invoice, and the rerun files the rest.
     (Before the fix, the file was written inside the transaction and a crash there blocked every rerun.)"""
     settings = crash_setup
@@ -289,7 +289,7 @@ def test_kill_between_numbering_and_rendering(
         )
     # the window (every subscription here: 30 < renewal.WINDOW) was numbered, then 4 invoices completed
     assert statuses == {"issued": 4, "numbered": 2 * SUBSCRIPTIONS - 4}, statuses
-    from mairie.services.billing import complete_unfinished
+    from mairie.services.invoicing import complete_unfinished
 
     done = complete_unfinished(settings)  # what `envoi-courriels` does every five minutes
     assert sorted(i.number for i in done.values() if i.created) == sorted(waiting)

@@ -28,8 +28,8 @@ from bench._seed import reference_communes, seed_live
 from mairie.cli import app
 from mairie.database import engine, unit_of_work
 from mairie.schemas import RequestForm, validation_message
-from mairie.services import billing
-from mairie.services.requests import register_request
+from mairie.services import payments
+from mairie.services.intake import register_request
 from mairie.settings import Settings
 from models.catalog import SUPPORT_CODE, bundled_grid_files, load_grid_file
 from models.entities import Invoice, Payment
@@ -306,17 +306,17 @@ def test_payments_csv(
              for kind, kinds in (("parse", PARSE_FAULTS), ("import", IMPORT_FAULTS))}  # fmt: skip
     if not rows:
         with pytest.raises(InvalidInput, match="aucun paiement"):
-            billing.parse_payments_csv(text)
+            payments.parse_payments_csv(text)
         return
     if first["parse"] is None and first["import"] is None:
-        parsed = billing.parse_payments_csv(text)
+        parsed = payments.parse_payments_csv(text)
         assert [(p.line, p.invoice_number) for p in parsed] == [
             (i + 2, issued[s.invoice][0]) for i, s in enumerate(rows)
         ]
         assert [p.reference for p in parsed] == [s.reference.strip() or None for s in rows]
         return  # valid files are imported in test_payments_valid_file_is_recorded (the state stays unpaid here)
     with pytest.raises(InvalidInput) as caught:
-        billing.import_payments(settings, text)
+        payments.import_payments(settings, text)
     expected = first["parse"] or first["import"]
     assert str(caught.value).startswith(f"ligne {expected} : "), (str(caught.value), text)
     assert _paid(settings) == (0, Decimal("0.00"))  # nothing recorded, not even the good lines before
@@ -327,7 +327,7 @@ def test_payments_csv(
 def test_payments_csv_random_text(text: str) -> None:
     """(A bare carriage return is left to test_payments_carriage_return_is_invalid_input.)"""
     try:
-        rows = billing.parse_payments_csv(text)
+        rows = payments.parse_payments_csv(text)
     except InvalidInput as exc:
         assert str(exc).strip()
     else:
@@ -342,8 +342,8 @@ def test_payments_valid_file_is_recorded(tmp_path: Path) -> None:
     text = "invoice_number;amount;paid_on;reference\n" + "".join(
         f"{n};{str(t).replace('.', ',')};15/01/2027;virement {i}\n" for i, (n, t) in enumerate(issued)
     )
-    results = billing.import_payments(settings, text)
-    assert [r["status"] for r in results] == ["paid"] * len(issued)
+    results = payments.import_payments(settings, text)
+    assert [r.status for r in results] == ["paid"] * len(issued)
     assert _paid(settings) == (len(issued), sum((t for _, t in issued), Decimal("0.00")))
 
 
@@ -352,7 +352,7 @@ def test_payments_delimiter_is_read_from_the_header() -> None:
     text = "invoice_number;amount;paid_on;reference\n" + "".join(
         f"LFN-FAC-2026-0000{i};10,00;2026-12-01;{label.format(i)}\n" for i in (1, 2)
     )
-    rows = billing.parse_payments_csv(text)
+    rows = payments.parse_payments_csv(text)
     assert [(r.invoice_number, r.amount, r.reference) for r in rows] == [
         (f"LFN-FAC-2026-0000{i}", Decimal("10.00"), label.format(i)) for i in (1, 2)
     ]
@@ -361,4 +361,4 @@ def test_payments_delimiter_is_read_from_the_header() -> None:
 def test_payments_carriage_return_is_invalid_input() -> None:
     text = "invoice_number;amount;paid_on;reference\rLFN-FAC-2026-00001;10,00;2026-12-01;vir\r"
     with contextlib.suppress(InvalidInput):
-        billing.parse_payments_csv(text)
+        payments.parse_payments_csv(text)

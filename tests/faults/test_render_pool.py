@@ -17,7 +17,7 @@ from documents.pool import RenderPool
 from documents.samples import sample_facture
 from mairie.database import unit_of_work
 from mairie.services import renewal
-from mairie.services.billing import render_processes
+from mairie.services.invoicing import render_processes
 from mairie.services.mail import dispatch
 from models.entities import Invoice
 from notifications.mailserver import LoopbackMailServer

@@ -15,8 +15,9 @@ from sqlmodel import select
 from bench._seed import Establishment, SeedEntry, plan_entries, seed, seed_live, siret_of, synthetic_siren
 from mairie.database import unit_of_work
 from mairie.schemas import OperatorAmounts, RequestForm
-from mairie.services import approvals, provisioning, renewal
-from mairie.services import requests as svc
+from mairie.services import approvals, conventions, provisioning, renewal
+from mairie.services import intake as svc
+from mairie.services import quotes as quoting
 from mairie.services.mail import dispatch
 from mairie.settings import Settings
 from models.entities import Collectivity, Invoice, InvoiceLine, NumberSequence, OutboxMessage, Subscription
@@ -65,12 +66,12 @@ def _chain(settings: Settings, server: LoopbackMailServer, entry: SeedEntry) -> 
     outcome = svc.register_request(settings, form, channel="cli", on=DAY)
     if outcome.status == "waiting_operator":
         svc.settle_request(settings, outcome.request_id, OperatorAmounts(support_amount=entry.support_amount), DAY)
-    svc.issue_quotes(settings, outcome.request_id, DAY)
+    quoting.issue_quotes(settings, outcome.request_id, DAY)
     dispatch(settings)
     _sign(settings, server, entry.signatory_email, entry.signatory_name, entry.signatory_capacity)
     for identity in (_cdg_of(settings, entry), settings.syndicat):
         _sign(settings, server, identity.signatory_email, "Signataire", "Président")
-    [convention_id] = approvals.conventions_in_force_without_order(settings)
+    [convention_id] = conventions.conventions_in_force_without_order(settings)
     order = provisioning.issue_order(settings, convention_id)
     provisioning.acknowledge(settings, order.number, "Technicien LFN")
     provisioning.deliver(settings, order.number, "Technicien LFN", DAY, today=DAY)

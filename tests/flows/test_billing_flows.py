@@ -12,8 +12,9 @@ from sqlmodel import select
 from flows.billing import payment_reminders, renewal_campaign
 from mairie.database import unit_of_work
 from mairie.schemas import RequestForm
-from mairie.services import approvals, billing, provisioning
-from mairie.services import requests as svc
+from mairie.services import approvals, conventions, payments, provisioning
+from mairie.services import intake as svc
+from mairie.services import quotes as quoting
 from models.entities import Invoice
 from tests.flows.test_intake_flow import _wait_for_paused
 
@@ -28,12 +29,12 @@ def _live(settings, code: str) -> None:
         signatory_email=f"maire.{code}@exemple.fr",
     )
     outcome = svc.register_request(settings, form, channel="cli", on=DAY)
-    quotes = svc.issue_quotes(settings, outcome.request_id, DAY)
+    quotes = quoting.issue_quotes(settings, outcome.request_id, DAY)
     for party in ("collectivity", "cdg", "syndicat"):
         approvals.countersign_as_operator(
             settings, quotes.convention, party, "Opérateur", approvals.Decision("Signataire", "Maire", True)
         )
-    [convention_id] = approvals.conventions_in_force_without_order(settings)
+    [convention_id] = conventions.conventions_in_force_without_order(settings)
     order = provisioning.issue_order(settings, convention_id)
     provisioning.acknowledge(settings, order.number, "Technicien")
     provisioning.deliver(settings, order.number, "Technicien", DAY, today=DAY)
@@ -63,7 +64,7 @@ def test_campaign_waits_for_approval_and_excludes(stack, mail_server):
 
 def test_daily_reminders_skip_paid_invoices(stack, mail_server):
     _live(stack, "62700")
-    billing.record_payment(stack, "LFN-FAC-2026-00001", Decimal("33.60"), date(2026, 12, 1))
+    payments.record_payment(stack, "LFN-FAC-2026-00001", Decimal("33.60"), date(2026, 12, 1))
     result = payment_reminders(today=date(2027, 1, 1))  # due 24/12/2026 → 8 days late
     assert result["reminders"] == ["CDG62-FAC-2026-00001:1"]
     reminders = [m for m in mail_server.messages() if m.subject.startswith("Rappel")]

@@ -13,7 +13,7 @@ from prefect.flow_runs import resume_flow_run
 
 from flows.intake import request_intake
 from mairie.schemas import RequestForm
-from mairie.services.requests import list_requests
+from mairie.services.intake import list_requests
 
 DAY = date(2026, 11, 24)
 

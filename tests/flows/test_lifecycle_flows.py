@@ -7,7 +7,8 @@ from datetime import date
 from flows.lifecycle import acknowledge_order, deliver_order, follow_conventions, operator_countersign
 from mairie.schemas import RequestForm
 from mairie.services import approvals
-from mairie.services import requests as svc
+from mairie.services import intake as svc
+from mairie.services import quotes as quoting
 
 DAY = date(2026, 11, 24)
 
@@ -20,7 +21,7 @@ def test_countersign_handoff_and_delivery(stack, mail_server):
         signatory_email="maire@regnauville.example",
     )
     outcome = svc.register_request(stack, form, channel="cli", on=DAY)
-    quotes = svc.issue_quotes(stack, outcome.request_id, DAY)
+    quotes = quoting.issue_quotes(stack, outcome.request_id, DAY)
     approvals.countersign_as_operator(
         stack, quotes.convention, "collectivity", "Alice", approvals.Decision("Jeanne Dupont", "Maire", True)
     )

@@ -17,9 +17,9 @@ from prefect.settings import PREFECT_API_URL, PREFECT_RESULTS_LOCAL_STORAGE_PATH
 
 from flows.lifecycle import follow_conventions
 from mairie.schemas import RequestForm
-from mairie.services.requests import list_requests, register_request
-from mairie.services.submission import submit
+from mairie.services.intake import list_requests, register_request
 from mairie.stack import start_quote_worker, stop
+from mairie.submission import submit
 
 DAY = date(2026, 11, 25)
 

@@ -11,9 +11,9 @@ from sqlmodel import func, select
 
 from mairie.database import alembic_config, unit_of_work
 from mairie.services.setup import initialise
+from models.directory import find, grid_on
 from models.entities import Commune, CommunePopulation, Epci, Issuer, NumberSequence, PriceGridItem, SupportBand
 from models.numbering import next_number
-from models.repository import find, grid_on
 from tests.conftest import make_settings
 
 

@@ -1,7 +1,7 @@
 import pytest
 
+from models.directory import parse_identifier
 from models.errors import InvalidInput
-from models.repository import parse_identifier
 
 
 @pytest.mark.parametrize(

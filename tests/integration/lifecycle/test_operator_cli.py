@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 from mairie.cli import app
 from mairie.database import unit_of_work
 from mairie.schemas import RequestForm
-from mairie.services import approvals, provisioning
-from mairie.services import requests as svc
+from mairie.services import approvals, conventions, provisioning
+from mairie.services import intake as svc
+from mairie.services import quotes as quoting
 from models.entities import Payment
 
 DAY = date(2026, 11, 24)
@@ -31,7 +32,7 @@ def live(settings):
         signatory_email="maire@regnauville.example",
     )
     outcome = svc.register_request(settings, form, channel="cli", on=DAY)
-    quotes = svc.issue_quotes(settings, outcome.request_id, DAY)
+    quotes = quoting.issue_quotes(settings, outcome.request_id, DAY)
     for party in ("collectivity", "cdg", "syndicat"):
         approvals.countersign_as_operator(
             settings,
@@ -40,7 +41,7 @@ def live(settings):
             "Alice Opératrice",
             approvals.Decision("Signataire", "Maire" if party == "collectivity" else "Président", True),
         )
-    [convention_id] = approvals.conventions_in_force_without_order(settings)
+    [convention_id] = conventions.conventions_in_force_without_order(settings)
     order = provisioning.issue_order(settings, convention_id)
     provisioning.acknowledge(settings, order.number, "Technicien")
     provisioning.deliver(settings, order.number, "Technicien", DAY, today=DAY)

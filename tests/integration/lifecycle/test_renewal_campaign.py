@@ -11,8 +11,9 @@ from sqlmodel import select
 
 from mairie.database import unit_of_work
 from mairie.schemas import RequestForm
-from mairie.services import approvals, provisioning, renewal
-from mairie.services import requests as svc
+from mairie.services import approvals, conventions, provisioning, renewal
+from mairie.services import intake as svc
+from mairie.services import quotes as quoting
 from mairie.services.setup import initialise
 from models.catalog import GRIDS_DIR
 from models.entities import CommunePopulation, Invoice, NumberSequence, SubscriptionItem
@@ -29,12 +30,12 @@ def _live(settings, code: str, items: dict[str, int]) -> None:
         signatory_email=f"maire.{code}@exemple.fr",
     )
     outcome = svc.register_request(settings, form, channel="cli", on=DAY)
-    quotes = svc.issue_quotes(settings, outcome.request_id, DAY)
+    quotes = quoting.issue_quotes(settings, outcome.request_id, DAY)
     for party in ("collectivity", "cdg", "syndicat"):
         approvals.countersign_as_operator(
             settings, quotes.convention, party, "Opérateur", approvals.Decision("Signataire", "Maire", True)
         )
-    [convention_id] = approvals.conventions_in_force_without_order(settings)
+    [convention_id] = conventions.conventions_in_force_without_order(settings)
     order = provisioning.issue_order(settings, convention_id)
     provisioning.acknowledge(settings, order.number, "Technicien")
     provisioning.deliver(settings, order.number, "Technicien", DAY, today=DAY)

@@ -9,8 +9,9 @@ import pytest
 
 from mairie.links import LinkError
 from mairie.schemas import OperatorAmounts, RequestForm
-from mairie.services import approvals
-from mairie.services import requests as svc
+from mairie.services import approvals, conventions
+from mairie.services import intake as svc
+from mairie.services import quotes as quoting
 from mairie.services.mail import dispatch
 from tests.integration.lifecycle.conftest import link_in, mails_to, token_of
 
@@ -30,11 +31,11 @@ def test_new_version_voids_earlier_links(settings, mail_server):
     svc.settle_request(
         settings, outcome.request_id, OperatorAmounts(item_amounts={"stockage-go": Decimal("1500")}), DAY
     )
-    first = svc.issue_quotes(settings, outcome.request_id, DAY)
+    first = quoting.issue_quotes(settings, outcome.request_id, DAY)
     dispatch(settings)
     old_token = token_of(link_in(mails_to(mail_server, MAYOR)[-1], "/approbation/"))
 
-    second = svc.requote(
+    second = quoting.requote(
         settings, outcome.request_id, DAY, "Alice", OperatorAmounts(item_amounts={"stockage-go": Decimal("1380")})
     )
     dispatch(settings)
@@ -50,4 +51,4 @@ def test_new_version_voids_earlier_links(settings, mail_server):
     assert raised.value.status == 409
     new_token = token_of(link_in(mails_to(mail_server, MAYOR)[-1], "/approbation/"))
     assert approvals.sign(settings, new_token, decision, evidence).status == "signed"
-    assert approvals.convention_status(settings, first.convention)["status"] == "superseded"
+    assert conventions.convention_status(settings, first.convention).status == "superseded"

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from mairie.schemas import RequestForm
-from mairie.services import approvals
-from mairie.services import requests as svc
+from mairie.services import conventions, signature_deadlines
+from mairie.services import intake as svc
+from mairie.services import quotes as quoting
 from mairie.services.mail import dispatch
 from models.types import utcnow
 from tests.integration.lifecycle.conftest import mails_to
@@ -23,22 +24,22 @@ def test_reminders_then_expiry(settings, mail_server):
         signatory_email=MAYOR,
     )
     outcome = svc.register_request(settings, form, channel="cli", on=DAY)
-    quotes = svc.issue_quotes(settings, outcome.request_id, DAY)
+    quotes = quoting.issue_quotes(settings, outcome.request_id, DAY)
     start = utcnow()
-    assert approvals.signature_housekeeping(settings, start + timedelta(days=6)).reminders == []
-    assert approvals.signature_housekeeping(settings, start + timedelta(days=7, hours=1)).reminders == [
+    assert signature_deadlines.signature_housekeeping(settings, start + timedelta(days=6)).reminders == []
+    assert signature_deadlines.signature_housekeeping(settings, start + timedelta(days=7, hours=1)).reminders == [
         f"{quotes.convention}:collectivity:1"
     ]
-    assert approvals.signature_housekeeping(settings, start + timedelta(days=8)).reminders == []  # once
-    assert approvals.signature_housekeeping(settings, start + timedelta(days=14, hours=1)).reminders == [
+    assert signature_deadlines.signature_housekeeping(settings, start + timedelta(days=8)).reminders == []  # once
+    assert signature_deadlines.signature_housekeeping(settings, start + timedelta(days=14, hours=1)).reminders == [
         f"{quotes.convention}:collectivity:2"
     ]
-    expired = approvals.signature_housekeeping(settings, start + timedelta(days=31))
+    expired = signature_deadlines.signature_housekeeping(settings, start + timedelta(days=31))
     assert expired.expired == [quotes.convention]
     dispatch(settings)
     subjects = [m.subject for m in mails_to(mail_server, MAYOR)]
     assert len(subjects) == 4  # quotes, two reminders, expiry
     operators = mails_to(mail_server, settings.operators_email)
     assert any(quotes.convention in m.subject for m in operators)
-    assert approvals.convention_status(settings, quotes.convention)["status"] == "expired"
+    assert conventions.convention_status(settings, quotes.convention).status == "expired"
     assert svc.list_requests(settings)[0]["status"] == "expired"

@@ -12,8 +12,9 @@ from sqlmodel import select
 
 from mairie.database import unit_of_work
 from mairie.schemas import RequestForm
-from mairie.services import approvals, billing, provisioning, renewal
-from mairie.services import requests as svc
+from mairie.services import approvals, conventions, credit_notes, dunning, payments, provisioning, renewal
+from mairie.services import intake as svc
+from mairie.services import quotes as quoting
 from mairie.services.mail import dispatch
 from models.entities import AuditEvent, Invoice, NumberSequence, OutboxMessage
 from models.errors import InvalidInput, InvalidTransition
@@ -39,7 +40,7 @@ def _request(settings):
     )
     outcome = svc.register_request(settings, form, channel="cli", on=DAY)
     assert outcome.status == "eligible"
-    return svc.issue_quotes(settings, outcome.request_id, DAY)
+    return quoting.issue_quotes(settings, outcome.request_id, DAY)
 
 
 def _sign(settings, server, address, name, capacity):
@@ -77,7 +78,7 @@ def test_request_to_first_invoices_and_renewal(settings, mail_server):
     }
 
     # Provisioning order to the syndicat, JSON and CSV attached.
-    [convention_id] = approvals.conventions_in_force_without_order(settings)
+    [convention_id] = conventions.conventions_in_force_without_order(settings)
     order = provisioning.issue_order(settings, convention_id)
     assert provisioning.issue_order(settings, convention_id).created is False
     dispatch(settings)
@@ -117,22 +118,22 @@ def test_request_to_first_invoices_and_renewal(settings, mail_server):
     # Payments: partial, too much (refused), then settled; reminders skip the paid invoice.
     renewal_lfn = next(i for i in first.issued if i.issuer == "LFN")
     renewal_cdg = next(i for i in first.issued if i.issuer == "CDG62")
-    billing.record_payment(settings, renewal_lfn.number, Decimal("10.00"), date(2027, 1, 20))
+    payments.record_payment(settings, renewal_lfn.number, Decimal("10.00"), date(2027, 1, 20))
     with pytest.raises(InvalidInput, match="dépasse le reste à payer"):
-        billing.record_payment(settings, renewal_lfn.number, renewal_lfn.total_ttc, date(2027, 1, 21))
-    billing.record_payment(settings, renewal_lfn.number, renewal_lfn.total_ttc - Decimal("10.00"), date(2027, 1, 22))
-    report = billing.run_reminders(settings, date(2027, 2, 22))
+        payments.record_payment(settings, renewal_lfn.number, renewal_lfn.total_ttc, date(2027, 1, 21))
+    payments.record_payment(settings, renewal_lfn.number, renewal_lfn.total_ttc - Decimal("10.00"), date(2027, 1, 22))
+    report = dunning.run_reminders(settings, date(2027, 2, 22))
     # renewal CDG invoice: due 14/02, 8 days late → level 1; the unpaid first invoices (due 24/12/2026, 60 days
     # late) get only the highest level reached (no burst of three); the paid renewal invoice gets nothing.
     assert sorted(report.sent) == sorted([f"{renewal_cdg.number}:1", "LFN-FAC-2026-00001:3", "CDG62-FAC-2026-00001:3"])
-    again = billing.run_reminders(settings, date(2027, 2, 23))
+    again = dunning.run_reminders(settings, date(2027, 2, 23))
     assert again.sent == []  # each level once
     assert sorted(again.handed_over) == ["CDG62-FAC-2026-00001", "LFN-FAC-2026-00001"]  # after the final notice
     dispatch(settings)
 
     # A credit note on the CDG renewal invoice, in the CDG's AVO sequence.
-    credit = billing.credit_invoice(settings, renewal_cdg.number, "erreur de strate", date(2027, 2, 25))
-    assert credit["credit_note"] == "CDG62-AVO-2027-00001"
+    credit = credit_notes.credit_invoice(settings, renewal_cdg.number, "erreur de strate", date(2027, 2, 25))
+    assert credit.credit_note == "CDG62-AVO-2027-00001"
 
     with unit_of_work(settings) as uow:
         s = uow.session

@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from mairie.database import unit_of_work
 from mairie.schemas import RequestForm, validation_message
-from mairie.services.requests import QuotesOutcome
+from mairie.services.quotes import QuotesOutcome
 from mairie.settings import Settings, get_settings
 from mairie.web import create_app
 from models.entities import ServiceRequest

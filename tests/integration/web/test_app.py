@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from mairie.services.requests import QuotesOutcome
+from mairie.services.quotes import QuotesOutcome
 from mairie.settings import Settings
 from mairie.web import create_app
 from mairie.web.security import client_ip, csrf_token, csrf_valid

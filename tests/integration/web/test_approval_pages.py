@@ -9,7 +9,7 @@ from sqlmodel import select
 from mairie.database import unit_of_work
 from mairie.formatting import euros, moment
 from mairie.services.approvals import Decision, countersign_as_operator
-from mairie.services.requests import QuotesOutcome
+from mairie.services.quotes import QuotesOutcome
 from mairie.settings import Settings
 from models.entities import AuditEvent, Question
 from tests.integration.web.conftest import (

@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from mairie.database import unit_of_work
 from mairie.links import APPROVAL_SALT, LinkError, read_approval_token
-from mairie.services.requests import QuotesOutcome
+from mairie.services.quotes import QuotesOutcome
 from mairie.settings import Settings
 from mairie.web.security import csrf_token
 from models.entities import Approval

@@ -16,7 +16,7 @@ from typing import Any
 
 from mairie.formatting import PARIS
 from mairie.schemas import RequestForm
-from mairie.services.requests import RequestOutcome, register_request
+from mairie.services.intake import RequestOutcome, register_request
 from mairie.settings import Settings
 
 PROCESS_DEPLOYMENT = "traitement-demande/traitement-demande"
@@ -53,20 +53,20 @@ def process_here(settings: Settings, outcome: RequestOutcome, day: date) -> dict
     """Without Prefect: issue the quotes of an eligible request with these settings and send the emails;
     a request waiting for an amount is announced to the operators (they settle it with a Prefect run or
     `mairie request requote`)."""
-    from mairie.services import requests as svc
+    from mairie.services import intake, quotes
     from mairie.services.mail import dispatch
 
     result: dict[str, Any] = {"reference": outcome.reference, "status": outcome.status}
     if outcome.status == "eligible":
-        quotes = svc.issue_quotes(settings, outcome.request_id, day)
+        issued = quotes.issue_quotes(settings, outcome.request_id, day)
         result.update(
             status="quoted",
-            quotes=[q.number for q in quotes.quotes],
-            convention=quotes.convention,
-            approval_url=quotes.approval_url,
+            quotes=[q.number for q in issued.quotes],
+            convention=issued.convention,
+            approval_url=issued.approval_url,
         )
     elif outcome.status == "waiting_operator":
-        svc.notify_operator_task(settings, outcome.request_id, None)
+        intake.notify_operator_task(settings, outcome.request_id, None)
         result["pending"] = list(outcome.pending)
     elif outcome.status == "refused":
         result["reasons"] = list(outcome.refusal_reasons)

@@ -1,0 +1,1 @@
+"""I/O behind small interfaces, each with an in-memory fake for the tests (cosmicpython's adapters)."""

@@ -1,0 +1,51 @@
+"""The folder channel: each committed invoice and credit note is filed in
+`<deposit dir>/<ISSUER>/<channel>/<number>.pdf`, after its commit, and again by any later run after a
+crash (the database is the authority: a leftover file of the same name is replaced)."""
+
+from __future__ import annotations
+
+from sqlmodel import col, select
+
+from mairie.adapters.files import FileDrop, LocalFolder
+from mairie.database import unit_of_work
+from mairie.services import paperwork
+from mairie.settings import Settings
+from models.entities import CreditNote, Invoice
+
+
+def drop_for(settings: Settings) -> FileDrop:
+    """The deposit folder of the settings (`MAIRIE_DEPOSIT_DIR`)."""
+    return LocalFolder(settings.deposit_path)
+
+
+def deposit_name(issuer_code: str, channel: str, number: str) -> str:
+    """Where a document is filed, relative to the deposit folder."""
+    return f"{issuer_code}/{channel}/{number}.pdf"
+
+
+def file_deposits(settings: Settings, batch: int = 500, drop: FileDrop | None = None) -> list[str]:
+    """File every committed invoice and credit note not yet in its deposit folder, a batch per
+    transaction. Returns the numbers filed."""
+    drop = drop or drop_for(settings)
+    filed: list[str] = []
+    for table in (Invoice, CreditNote):
+        while True:
+            with unit_of_work(settings) as uow:
+                rows = uow.session.exec(
+                    select(table)
+                    .where(col(table.deposited_path).is_(None), col(table.document_sha256).is_not(None))
+                    .order_by(col(table.id))
+                    .limit(batch)
+                ).all()
+                for row in rows:
+                    identity = uow.issuers.get(row.issuer_code)
+                    content = paperwork.load(settings, row.document_sha256 or "")
+                    row.deposited_path = drop.write(
+                        deposit_name(identity.code, identity.billing_channel, row.number), content
+                    )
+                    uow.session.add(row)
+                    filed.append(row.number)
+                uow.commit()
+            if len(rows) < batch:
+                break
+    return filed

@@ -1,0 +1,288 @@
+"""Invoices: numbered, rendered, stored and emailed — in two steps — and the first invoices of a delivery.
+
+- One invoice per subscription, issuer and billing year (a unique constraint): issuing again returns the
+  invoice already issued, so a campaign run twice, resumed after a crash or retried never duplicates.
+- Step 1 (`record_invoice`) numbers the invoice and stores its lines under the issuer's sequence lock, in a
+  short transaction; step 2 (`complete_invoice`) renders the Factur-X PDF from the stored rows, stores it
+  and queues the email. A crash in between leaves a `numbered` invoice, which any later run completes once.
+- An issued invoice is never edited: a correction is a credit note (`mairie.services.credit_notes`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from sqlmodel import Session, col, select
+
+from documents.pool import RenderPool
+from mairie.database import unit_of_work
+from mairie.services import paperwork
+from mairie.services.mail import enqueue_message
+from mairie.settings import Settings
+from models import audit
+from models.db import UnitOfWork
+from models.entities import Invoice, InvoiceLine, ProvisioningOrderItem, Subscription
+from models.lifecycle import InvoiceStatus, move
+from models.numbering import next_number
+from models.pricing import PricedDocument
+from models.terms import due_on
+from notifications.contexts import contact_block, payment_block
+
+
+@dataclass(frozen=True)
+class IssuedInvoice:
+    id: int
+    number: str
+    issuer: str
+    total_ttc: Decimal
+    sha256: str
+    created: bool  # False when it already existed (idempotent re-run)
+
+
+@dataclass(frozen=True)
+class InvoiceDraft:
+    """What step 1 stores for one issuer: the priced lines and what they cover."""
+
+    priced: PricedDocument
+    kind: str  # first | renewal
+    year: int
+    issued_on: date
+    delivery_date: date
+    period: tuple[date, date]
+
+
+def as_issued(invoice: Invoice, created: bool) -> IssuedInvoice:
+    assert invoice.id is not None
+    return IssuedInvoice(
+        invoice.id, invoice.number, invoice.issuer_code, invoice.total_ttc, invoice.document_sha256 or "", created
+    )
+
+
+def issue_invoice(
+    uow: UnitOfWork, settings: Settings, subscription: Subscription, draft: InvoiceDraft
+) -> IssuedInvoice:
+    """Both steps inside the caller's transaction; returns the existing invoice of that subscription,
+    issuer and year if there is one."""
+    invoice, created = record_invoice(uow, settings, subscription, draft)
+    complete_invoice(uow, settings, invoice)
+    return as_issued(invoice, created)
+
+
+def record_invoice(
+    uow: UnitOfWork, settings: Settings, subscription: Subscription, draft: InvoiceDraft
+) -> tuple[Invoice, bool]:
+    """Step 1, under the issuer's sequence lock: number the invoice and store it with its lines —
+    everything its document prints. Returns `(invoice, True)`, or the existing invoice of that
+    subscription, issuer and year with False. Keep the transaction short: the number's row stays locked
+    for every other numbering of the issuer until it ends."""
+    assert subscription.id is not None
+    priced = draft.priced
+    found = uow.invoices.of_year(subscription.id, priced.issuer, draft.year)
+    if found is not None:
+        return found, False
+    identity = uow.issuers.get(priced.issuer)
+    collectivity = uow.collectivities.get(subscription.collectivity_id)
+    request = uow.requests.get(uow.conventions.get(subscription.convention_id).request_id)
+    number = next_number(uow.session, identity.code, "FAC", draft.issued_on.year)
+    invoice = Invoice(
+        number=number,
+        issuer_code=identity.code,
+        collectivity_id=subscription.collectivity_id,
+        subscription_id=subscription.id,
+        kind=draft.kind,
+        billing_year=draft.year,
+        issued_on=draft.issued_on,
+        due_on=due_on(draft.issued_on, settings.payment_term_days),
+        delivery_date=draft.delivery_date,
+        total_ht=priced.total_ht,
+        total_vat=priced.total_vat,
+        total_ttc=priced.total_ttc,
+        buyer_siret=collectivity.siret,
+        chorus_service_code=request.chorus_service_code or collectivity.chorus_service_code,
+        commitment_number=request.commitment_number,
+        status=InvoiceStatus.NUMBERED,
+    )
+    uow.session.add(invoice)
+    uow.session.flush()
+    assert invoice.id is not None
+    for line in priced.lines:
+        uow.session.add(
+            InvoiceLine(
+                invoice_id=invoice.id,
+                **paperwork.line_columns(line),
+                period_start=draft.period[0],
+                period_end=draft.period[1],
+            )
+        )
+    audit.record(
+        uow.session,
+        actor="système",
+        action="invoice.numbered",
+        entity_type="invoice",
+        entity_id=invoice.id,
+        details={"number": number, "kind": draft.kind, "year": draft.year, "total_ttc": f"{invoice.total_ttc:.2f}"},
+    )
+    uow.session.flush()
+    return invoice, True
+
+
+def period_label(invoice: Invoice) -> str:
+    """How the email names what the invoice covers."""
+    if invoice.kind == "first":
+        return f"première année du Pack Mairie Connectée ({invoice.billing_year})"
+    return f"renouvellement {invoice.billing_year}"
+
+
+def invoice_document(uow: UnitOfWork, invoice: Invoice) -> paperwork.doc.Facture:
+    """What the invoice's PDF shows, from its stored rows (amounts as stored, never recomputed)."""
+    identity = uow.issuers.get(invoice.issuer_code)
+    context = uow.invoices.context(invoice)
+    assert invoice.id is not None
+    lines = uow.invoices.lines(invoice.id)
+    priced = paperwork.priced_from_stored(invoice, lines, paperwork.vat_of(identity))
+    return paperwork.doc.Facture(
+        number=invoice.number,
+        issue_date=invoice.issued_on,
+        delivery_date=invoice.delivery_date,
+        issuer=paperwork.issuer_doc(identity),
+        collectivity=paperwork.collectivity_doc(context.collectivity, context.request),
+        priced=priced,
+        period_start=lines[0].period_start if lines else None,
+        period_end=lines[0].period_end if lines else None,
+        commitment_number=invoice.commitment_number,
+        contract_reference=context.convention.reference,
+    )
+
+
+def complete_invoice(uow: UnitOfWork, settings: Settings, invoice: Invoice, pdf: bytes | None = None) -> bool:
+    """Step 2, no sequence lock: store the Factur-X PDF (rendered here from the stored rows unless given),
+    queue the email, mark the invoice issued — once. Returns False when it was complete already. The
+    caller holds the invoice's row (locked by `complete_unfinished`, or created in its own transaction)."""
+    if invoice.status != InvoiceStatus.NUMBERED:
+        return False
+    identity = uow.issuers.get(invoice.issuer_code)
+    if pdf is None:
+        pdf = paperwork.documents.render_facture(invoice_document(uow, invoice))
+    context = uow.invoices.context(invoice)
+    stored = paperwork.keep(uow.session, settings, pdf, kind="facture", filename=f"{invoice.number}.pdf")
+    invoice.document_sha256 = stored.sha256  # filed for deposit after the commit (channels.file_deposits)
+    message = enqueue_message(
+        uow.session,
+        settings,
+        "invoice_issued",
+        {
+            "collectivity_name": context.collectivity.name,
+            "issuer_name": identity.name,
+            "invoice_number": invoice.number,
+            "period_label": period_label(invoice),
+            "issued_on": invoice.issued_on,
+            "due_on": invoice.due_on,
+            "total_ttc": invoice.total_ttc,
+            "payment": payment_block(identity.name, identity.iban, identity.bic),
+            "billing_channel": identity.billing_channel,
+            "service_code": invoice.chorus_service_code,
+            "commitment_number": invoice.commitment_number,
+            "contact": contact_block(identity.name, identity.email),
+        },
+        to=[context.collectivity.email or context.request.signatory_email],
+        attachments=[stored],
+        dedup_key=f"invoice:{invoice.number}",
+        related=("invoice", invoice.id),
+    )
+    invoice.emailed_message_id = message.id
+    move(invoice, InvoiceStatus.ISSUED)
+    uow.session.add(invoice)
+    audit.record(
+        uow.session,
+        actor="système",
+        action="invoice.issued",
+        entity_type="invoice",
+        entity_id=invoice.id,
+        details={
+            "number": invoice.number,
+            "kind": invoice.kind,
+            "year": invoice.billing_year,
+            "total_ttc": f"{invoice.total_ttc:.2f}",
+            "sha256": stored.sha256,
+        },
+    )
+    return True
+
+
+def render_processes(settings: Settings, invoices: int) -> int:
+    """How many rendering processes a job of `invoices` gets (settings `render_processes`,
+    `render_pool_from`)."""
+    if settings.render_processes is not None:
+        return settings.render_processes
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores if cores > 1 and invoices >= settings.render_pool_from else 0
+
+
+def complete_unfinished(
+    settings: Settings, invoice_ids: Sequence[int] | None = None, pool: RenderPool | None = None
+) -> dict[int, IssuedInvoice]:
+    """Complete the invoices still `numbered` (all of them, or those of `invoice_ids`), one transaction
+    each, the invoice's row locked: two runs never store or email one twice. The PDFs are rendered
+    before the lock (by `pool` when given: several cores, recycled processes) from rows that never change;
+    a PDF whose invoice another run completed meanwhile is dropped. Returns each invoice looked at by id,
+    `created` when it was completed here."""
+    with unit_of_work(settings) as uow:
+        query = select(Invoice).where(Invoice.status == InvoiceStatus.NUMBERED)
+        if invoice_ids is not None:
+            query = query.where(col(Invoice.id).in_(list(invoice_ids)))
+        pending = uow.session.exec(query.order_by(col(Invoice.id))).all()
+        work = [(invoice.id, invoice_document(uow, invoice) if pool else None) for invoice in pending]
+    pdfs = pool.factures(d for _, d in work if d is not None) if pool else None
+    done: dict[int, IssuedInvoice] = {}
+    for invoice_id, _document in work:
+        assert invoice_id is not None
+        pdf = next(pdfs) if pdfs is not None else None
+        with unit_of_work(settings) as uow:
+            invoice = uow.invoices.get(invoice_id, for_update=True)
+            completed = complete_invoice(uow, settings, invoice, pdf)
+            uow.commit()
+            done[invoice_id] = as_issued(invoice, completed)
+    return done
+
+
+def first_invoices(
+    uow: UnitOfWork,
+    settings: Settings,
+    subscription: Subscription,
+    rows: Sequence[ProvisioningOrderItem],
+    today: date,
+) -> list[IssuedInvoice]:
+    """The first invoices: the syndicat's (one-off + first year of yearly items, at the quoted prices) and
+    the CDG's (support fee for the year), billing year = year of delivery."""
+    convention = uow.conventions.get(subscription.convention_id)
+    delivered_on = max(r.delivered_on for r in rows if r.delivered_on is not None)
+    year = delivered_on.year
+    issued = []
+    for quote in uow.quotes.current(convention.request_id):
+        assert quote.id is not None
+        identity = uow.issuers.get(quote.issuer_code)
+        priced = paperwork.priced_from_stored(quote, uow.quotes.lines(quote.id), paperwork.vat_of(identity))
+        draft = InvoiceDraft(
+            priced=priced,
+            kind="first",
+            year=year,
+            issued_on=max(today, delivered_on),
+            delivery_date=delivered_on,
+            period=(delivered_on, date(year, 12, 31)),
+        )
+        issued.append(issue_invoice(uow, settings, subscription, draft))
+    return issued
+
+
+def invoices_of(session: Session, collectivity_id: int) -> list[Invoice]:
+    return list(
+        session.exec(
+            select(Invoice)
+            .where(Invoice.collectivity_id == collectivity_id)
+            .order_by(col(Invoice.issued_on), col(Invoice.number))
+        ).all()
+    )
