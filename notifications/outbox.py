@@ -28,13 +28,14 @@ from sqlmodel import Session, col, select
 
 from models.db import UnitOfWork
 from models.entities import OutboxMessage
+from models.lifecycle import OutboxStatus, check, move
 from models.types import utcnow
 from notifications.messages import EmailDraft
 from notifications.smtp import DeliveryFailure, PermanentFailure, Sender, TransientFailure, refused_part
 
 log = logging.getLogger(__name__)
 
-PENDING, SENT, UNDELIVERED = "pending", "sent", "undelivered"
+PENDING, SENT, UNDELIVERED = OutboxStatus.PENDING, OutboxStatus.SENT, OutboxStatus.UNDELIVERED
 DEDUP_HEADER = "X-Mairie-Dedup-Key"
 
 AttachmentLoader = Callable[[str], bytes]
@@ -301,6 +302,9 @@ async def _attempt(row: OutboxMessage, sender: Sender, load_attachment: Attachme
 
 
 def _record(engine: Engine, row_id: int, outcome: Outcome) -> None:
+    # A guarded move (compare-and-set on `pending`): the status table says which moves are allowed, the
+    # WHERE clause makes the move atomic against a concurrent dispatcher.
+    check(OutboxStatus, PENDING, OutboxStatus(outcome.status))
     with UnitOfWork(engine) as uow:
         uow.session.execute(
             update(OutboxMessage)
@@ -342,7 +346,8 @@ def requeue(session: Session, outbox_id: int, *, now: datetime | None = None) ->
         raise ValueError(f"aucun courriel n° {outbox_id} dans la file d'envoi")
     if row.status != UNDELIVERED:
         raise ValueError(f"le courriel n° {outbox_id} est « {row.status} » : seul un courriel non distribué se renvoie")
-    row.status, row.attempts, row.next_attempt_at = PENDING, 0, now or utcnow()
+    move(row, OutboxStatus.PENDING)
+    row.attempts, row.next_attempt_at = 0, now or utcnow()
     session.add(row)
     return row
 
