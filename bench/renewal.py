@@ -213,7 +213,6 @@ def campaign_child(args: argparse.Namespace) -> None:
 def _factures(settings: Any, subscription_ids: list[int]) -> Any:
     """The `Facture` values the campaign rendered for these subscriptions, rebuilt exactly as
     `invoicing.issue_invoice` builds them (same renewal plan, same identities, the invoice's number)."""
-    from mairie.services.billing import issuer_identity
     from sqlmodel import col, select
 
     from mairie.database import unit_of_work
@@ -237,7 +236,7 @@ def _factures(settings: Any, subscription_ids: list[int]) -> Any:
             collectivity = s.get(Collectivity, invoice.collectivity_id)
             convention = s.get(Convention, subscription.convention_id)  # type: ignore[union-attr]
             request = s.get(ServiceRequest, convention.request_id)  # type: ignore[union-attr]
-            identity = issuer_identity(settings, invoice.issuer_code)
+            identity = uow.issuers.get(invoice.issuer_code)
             yield (
                 paperwork.doc.Facture(
                     number=invoice.number,

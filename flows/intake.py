@@ -1,6 +1,6 @@
 """Request intake: register → (operator amount when "sur devis") → two quotes → email to the signatory.
 
-Thin orchestration over `mairie.services.requests`; each task passes ids and plain values. The state
+Thin orchestration over `mairie.services.intake` and `mairie.services.quotes`; each task passes ids and plain values. The state
 lives in the database, so re-running a step never issues twice.
 """
 
