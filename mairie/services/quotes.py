@@ -122,12 +122,10 @@ def issue_quotes(settings: Settings, request_id: int, on: date) -> QuotesOutcome
         priced = preview(settings, assessment, basket_of(lines), request.support_amount)
         if priced.pending:
             raise InvalidTransition(f"montants manquants pour {', '.join(priced.pending)}")
-        version = uow.quotes.next_version(request_id)
-        issued = _number_quotes(uow, settings, request, collectivity, assessment, priced.quotes, cdg, version, on)
-        convention, draft = _draft_convention(
-            uow, settings, request, collectivity, assessment, issued, cdg, version, on
-        )
-        url, message_id = _invite_first_signatory(uow, settings, request, collectivity, assessment, issued, convention)
+        job = _Issuing(uow, settings, request, collectivity, assessment, cdg, uow.quotes.next_version(request_id), on)
+        issued = _number_quotes(job, priced.quotes)
+        convention, draft = _draft_convention(job, issued)
+        url, message_id = _invite_first_signatory(job, issued, convention)
         audit.record(
             uow.session,
             actor="système",
@@ -160,21 +158,26 @@ def issue_quotes(settings: Settings, request_id: int, on: date) -> QuotesOutcome
 IssuedPair = tuple[Quote, paperwork.Stored]
 
 
-def _number_quotes(
-    uow: UnitOfWork,
-    settings: Settings,
-    request: ServiceRequest,
-    collectivity: Collectivity,
-    assessment: Assessment,
-    quotes: tuple[PricedDocument, ...],
-    cdg: IssuerIdentity,
-    version: int,
-    on: date,
-) -> list[IssuedPair]:
+@dataclass(frozen=True)
+class _Issuing:
+    """What every step of `issue_quotes` works on: one request, assessed on the day of its quotes."""
+
+    uow: UnitOfWork
+    settings: Settings
+    request: ServiceRequest
+    collectivity: Collectivity
+    assessment: Assessment
+    cdg: IssuerIdentity
+    version: int
+    on: date
+
+
+def _number_quotes(job: _Issuing, quotes: tuple[PricedDocument, ...]) -> list[IssuedPair]:
     """Number, store and render each issuer's quote (the support quote carries the population and band)."""
+    uow, settings, request, assessment, cdg, on = job.uow, job.settings, job.request, job.assessment, job.cdg, job.on
     verdict = assessment.eligibility
     grid_id = _grid_id(uow.session, assessment.grid.code)
-    coll_doc = paperwork.collectivity_doc(collectivity, request)
+    coll_doc = paperwork.collectivity_doc(job.collectivity, request)
     issued: list[IssuedPair] = []
     for priced in quotes:
         identity = uow.issuers.get(priced.issuer)
@@ -189,7 +192,7 @@ def _number_quotes(
             validity=settings.quote_validity_days,
             grid_id=grid_id,
             verdict=verdict if is_support else None,
-            version=version,
+            version=job.version,
         )
         pdf = paperwork.render_devis(
             number=number,
@@ -209,18 +212,16 @@ def _number_quotes(
     return issued
 
 
-def _draft_convention(
-    uow: UnitOfWork,
-    settings: Settings,
-    request: ServiceRequest,
-    collectivity: Collectivity,
-    assessment: Assessment,
-    issued: list[IssuedPair],
-    cdg: IssuerIdentity,
-    version: int,
-    on: date,
-) -> tuple[Convention, paperwork.Stored]:
+def _draft_convention(job: _Issuing, issued: list[IssuedPair]) -> tuple[Convention, paperwork.Stored]:
     """The convention (numbered in the syndicat's sequence), its draft PDF, and the documents it binds."""
+    uow, settings, request, collectivity, cdg, on = (
+        job.uow,
+        job.settings,
+        job.request,
+        job.collectivity,
+        job.cdg,
+        job.on,
+    )
     assert request.id is not None and collectivity.id is not None
     reference = next_number(uow.session, settings.syndicat.code, "CONV", on.year)
     convention = Convention(
@@ -229,8 +230,8 @@ def _draft_convention(
         collectivity_id=collectivity.id,
         syndicat_code=settings.syndicat.code,
         cdg_code=cdg.code,
-        grid_id=_grid_id(uow.session, assessment.grid.code),
-        version=version,
+        grid_id=_grid_id(uow.session, job.assessment.grid.code),
+        version=job.version,
         dated_on=on,
         expires_at=utcnow() + timedelta(days=settings.signature_expiry_days),
     )
@@ -254,7 +255,7 @@ def _draft_convention(
             syndicat=paperwork.issuer_doc(settings.syndicat),
             cdg=paperwork.issuer_doc(cdg),
             collectivity=paperwork.collectivity_doc(collectivity, request),
-            grid=assessment.grid,
+            grid=job.assessment.grid,
             services_quote=refs["services"],
             support_quote=refs["support"],
             payment_term_days=settings.payment_term_days,
@@ -277,16 +278,9 @@ def _lines_of(uow: UnitOfWork, quote: Quote) -> list[QuoteLine]:
     return uow.quotes.lines(quote.id)
 
 
-def _invite_first_signatory(
-    uow: UnitOfWork,
-    settings: Settings,
-    request: ServiceRequest,
-    collectivity: Collectivity,
-    assessment: Assessment,
-    issued: list[IssuedPair],
-    convention: Convention,
-) -> tuple[str, int | None]:
+def _invite_first_signatory(job: _Issuing, issued: list[IssuedPair], convention: Convention) -> tuple[str, int | None]:
     """The collectivity's link, and the email carrying both quotes and the draft convention."""
+    uow, settings, request, collectivity = job.uow, job.settings, job.request, job.collectivity
     assert convention.id is not None
     first = uow.approvals.of_party(convention.id, Party.COLLECTIVITY)
     assert first.id is not None
@@ -298,7 +292,7 @@ def _invite_first_signatory(
     uow.session.add(first)
     services = next(q for q, _ in issued if q.issuer_code == settings.syndicat.code)
     support = next(q for q, _ in issued if q.issuer_code == convention.cdg_code)
-    verdict = assessment.eligibility
+    verdict = job.assessment.eligibility
     population = verdict.population
     message = enqueue_message(
         uow.session,
