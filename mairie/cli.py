@@ -568,6 +568,7 @@ def invoices_credit(
 # --------------------------------------------------------------------------------------------------
 
 
+# `up` is longer than the other commands: most of it is its options, each a documented flag.
 @app.command()
 @handles_errors
 def up(

@@ -121,6 +121,8 @@ class Demo:
 
 def run_demo(settings: Settings, out: Console) -> None:
     """The whole lifecycle, step by step."""
+    # One long function on purpose: it is a narrated script, read top to bottom like the lifecycle it
+    # shows; each step is a call to a service or to the running stack, printed as it goes.
     from prefect.client.orchestration import get_client
     from prefect.flow_runs import resume_flow_run
 

@@ -79,6 +79,12 @@ class Eligibility:
     reasons: tuple[str, ...] = field(default_factory=tuple)
 
 
+PUBLIC_ESTABLISHMENT_UNSET = (
+    "Établissement public : le tarif d'accompagnement n'est pas fixé ; un opérateur doit saisir le montant."
+)
+PUBLIC_ESTABLISHMENT_FEE = "Établissement public : tarif d'accompagnement par établissement et par an."
+
+
 def _n(value: int) -> str:
     """An integer the French way (`43 765`)."""
     return f"{value:,}".replace(",", "\u202f")
@@ -124,62 +130,8 @@ def assess(
             ),
         )
 
-    on_quote: list[OnQuote] = []
-    reasons: list[str] = []
-    band: Band | None = None
-    fee: Decimal | None = None
-    bands = grid.bands.get(cdg, ())
-    if profile.kind == "public_establishment":
-        if public_establishment_fee is None:
-            on_quote.append(
-                OnQuote(
-                    "public_establishment_fee",
-                    "Établissement public : le tarif d'accompagnement n'est pas fixé ; un opérateur doit "
-                    "saisir le montant.",
-                )
-            )
-        else:
-            fee = public_establishment_fee
-            reasons.append("Établissement public : tarif d'accompagnement par établissement et par an.")
-    elif profile.kind == "other":
-        on_quote.append(OnQuote("other_structure", "Autre structure : l'accompagnement fait l'objet d'un devis."))
-    elif profile.population is None:
-        on_quote.append(
-            OnQuote("population_unknown", "Population inconnue : un opérateur doit la saisir ou fixer le montant.")
-        )
-    else:
-        band = band_for(profile.population.value, bands)
-        if band is not None:
-            fee = band.fee
-            reasons.append(f"Strate « {band.label} » ({_n(profile.population.value)} habitants).")
-        elif bands and profile.population.value == bands[-1].max_population:
-            on_quote.append(
-                OnQuote(
-                    "population_at_limit",
-                    f"Population d'exactement {_n(profile.population.value)} habitants : aucune strate ne "
-                    "s'applique (« moins de » / « plus de »), l'accompagnement est sur devis.",
-                )
-            )
-        else:
-            on_quote.append(
-                OnQuote(
-                    "population_over_limit",
-                    f"Plus de {_n(bands[-1].max_population if bands else 0)} habitants "
-                    f"({_n(profile.population.value)}) : l'accompagnement est sur devis.",
-                )
-            )
-    for code, quantity in basket:
-        if grid.has_item(code):
-            item = grid.item(code)
-            if item.max_quantity is not None and quantity > item.max_quantity:
-                on_quote.append(
-                    OnQuote(
-                        "quantity_over_limit",
-                        f"{item.label} : {quantity} demandés, au-delà de {item.max_quantity} la prestation "
-                        "est sur devis, sous réserve de faisabilité.",
-                        item_code=code,
-                    )
-                )
+    band, fee, on_quote, reasons = _support(profile, grid.bands.get(cdg, ()), public_establishment_fee)
+    on_quote += _items_on_quote(grid, basket)
     return Eligibility(
         eligible=True,
         department=department,
@@ -191,3 +143,57 @@ def assess(
         on_quote=tuple(on_quote),
         reasons=tuple(reasons),
     )
+
+
+def _support(
+    profile: CollectivityProfile, bands: Sequence[Band], public_establishment_fee: Decimal | None
+) -> tuple[Band | None, Decimal | None, list[OnQuote], list[str]]:
+    """The support fee of an eligible collectivity: its band, or why an operator must set the amount."""
+    if profile.kind == "public_establishment":
+        if public_establishment_fee is None:
+            return None, None, [OnQuote("public_establishment_fee", PUBLIC_ESTABLISHMENT_UNSET)], []
+        return None, public_establishment_fee, [], [PUBLIC_ESTABLISHMENT_FEE]
+    if profile.kind == "other":
+        return (
+            None,
+            None,
+            [OnQuote("other_structure", "Autre structure : l'accompagnement fait l'objet d'un devis.")],
+            [],
+        )
+    if profile.population is None:
+        unknown = "Population inconnue : un opérateur doit la saisir ou fixer le montant."
+        return None, None, [OnQuote("population_unknown", unknown)], []
+    population = profile.population.value
+    band = band_for(population, bands)
+    if band is not None:
+        return band, band.fee, [], [f"Strate « {band.label} » ({_n(population)} habitants)."]
+    if bands and population == bands[-1].max_population:
+        message = (
+            f"Population d'exactement {_n(population)} habitants : aucune strate ne "
+            "s'applique (« moins de » / « plus de »), l'accompagnement est sur devis."
+        )
+        return None, None, [OnQuote("population_at_limit", message)], []
+    message = (
+        f"Plus de {_n(bands[-1].max_population if bands else 0)} habitants "
+        f"({_n(population)}) : l'accompagnement est sur devis."
+    )
+    return None, None, [OnQuote("population_over_limit", message)], []
+
+
+def _items_on_quote(grid: Grid, basket: Sequence[tuple[str, int]]) -> list[OnQuote]:
+    """The per-item "sur devis" cases: a quantity above the item's limit (feasibility to check)."""
+    cases = []
+    for code, quantity in basket:
+        if not grid.has_item(code):
+            continue
+        item = grid.item(code)
+        if item.max_quantity is not None and quantity > item.max_quantity:
+            cases.append(
+                OnQuote(
+                    "quantity_over_limit",
+                    f"{item.label} : {quantity} demandés, au-delà de {item.max_quantity} la prestation "
+                    "est sur devis, sous réserve de faisabilité.",
+                    item_code=code,
+                )
+            )
+    return cases

@@ -144,27 +144,7 @@ def register_request(
         found, verdict = assessment.found, assessment.eligibility
         collectivity = _upsert_collectivity(session, found, form)
         _upsert_signatory(session, collectivity, form)
-        assert collectivity.id is not None
-        request = ServiceRequest(
-            reference=next_number(session, PLATFORM, "DEM", on.year),
-            collectivity_id=collectivity.id,
-            channel=channel,
-            requested_on=on,
-            signatory_name=form.signatory_name,
-            signatory_email=str(form.signatory_email),
-            signatory_capacity=form.signatory_capacity,
-            chorus_service_code=form.chorus_service_code,
-            commitment_number=form.commitment_number,
-            domain_names=form.domain_names,
-            mailbox_names=form.mailbox_names,
-            eligibility=_snapshot(verdict),
-            flow_run_id=flow_run_id,
-        )
-        session.add(request)
-        session.flush()
-        assert request.id is not None
-        for item in form.items:
-            session.add(ServiceRequestLine(request_id=request.id, item_code=item.code, quantity=item.quantity))
+        request = _store_request(session, form, collectivity, verdict, channel=channel, on=on, run_id=flow_run_id)
         pending = pending_of(assessment, basket, None)
         if not verdict.eligible:
             _refuse(session, settings, request, collectivity, verdict, on)
@@ -195,6 +175,41 @@ def register_request(
             pending=tuple(pending),
             refusal_reasons=tuple(request.refusal_reasons),
         )
+
+
+def _store_request(
+    session: Session,
+    form: RequestForm,
+    collectivity: Collectivity,
+    verdict: Eligibility,
+    *,
+    channel: str,
+    on: date,
+    run_id: str | None,
+) -> ServiceRequest:
+    """The request and its lines, numbered in the platform's sequence, with the verdict as a snapshot."""
+    assert collectivity.id is not None
+    request = ServiceRequest(
+        reference=next_number(session, PLATFORM, "DEM", on.year),
+        collectivity_id=collectivity.id,
+        channel=channel,
+        requested_on=on,
+        signatory_name=form.signatory_name,
+        signatory_email=str(form.signatory_email),
+        signatory_capacity=form.signatory_capacity,
+        chorus_service_code=form.chorus_service_code,
+        commitment_number=form.commitment_number,
+        domain_names=form.domain_names,
+        mailbox_names=form.mailbox_names,
+        eligibility=_snapshot(verdict),
+        flow_run_id=run_id,
+    )
+    session.add(request)
+    session.flush()
+    assert request.id is not None
+    for item in form.items:
+        session.add(ServiceRequestLine(request_id=request.id, item_code=item.code, quantity=item.quantity))
+    return request
 
 
 def _refuse(
