@@ -7,10 +7,11 @@ force when the last one has signed.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from models.errors import InvalidInput
-from models.lifecycle import ConventionStatus
+from models.lifecycle import OPEN_CONVENTION, ApprovalStatus, ConventionStatus
 
 
 class Party(StrEnum):
@@ -58,3 +59,37 @@ def status_after_signature(party: str) -> ConventionStatus:
     """The convention's status once `party` has signed: waiting for the next one, or in force."""
     following = next_party(party)
     return ConventionStatus.IN_FORCE if following is None else AWAITING[following]
+
+
+def decision_refusal(
+    *,
+    convention_status: str,
+    approval_status: str,
+    expires_at: datetime | None,
+    now: datetime,
+    reference: str,
+) -> str | None:
+    """Why a party may not decide (sign, decline) now, in plain words; None when it may.
+
+    The deadline is checked here, where the decision is taken, whatever the scheduled expiry did."""
+    if approval_status == ApprovalStatus.WAITING:
+        return "Ce n'est pas encore à cette partie de signer : la signature précédente est attendue."
+    if convention_status not in OPEN_CONVENTION:
+        return f"La convention {reference} n'est plus ouverte à la signature."
+    if expires_at is not None and now >= expires_at:
+        return f"Le délai de signature de la convention {reference} est dépassé : elle a expiré."
+    return None
+
+
+def question_refusal(
+    *, convention_status: str, approval_status: str, expires_at: datetime | None, now: datetime
+) -> str | None:
+    """Why a party may not ask a question through its link now; None when it may (its turn has come and
+    the convention is open or in force)."""
+    if approval_status == ApprovalStatus.WAITING:
+        return "Ce n'est pas encore à cette partie de se prononcer : la signature précédente est attendue."
+    if convention_status == ConventionStatus.IN_FORCE:
+        return None
+    if convention_status not in OPEN_CONVENTION or (expires_at is not None and now >= expires_at):
+        return "Cette convention n'est plus ouverte : écrivez directement à l'équipe Mairie Connectée."
+    return None

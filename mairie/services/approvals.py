@@ -18,6 +18,7 @@ from mairie.services import paperwork
 from mairie.services.conventions import enter_into_force
 from mairie.services.links import link_expiry, link_for
 from mairie.services.mail import enqueue_message
+from mairie.services.signature_deadlines import expire
 from mairie.settings import Settings
 from models import audit
 from models.clock import paris_day
@@ -25,7 +26,7 @@ from models.db import UnitOfWork
 from models.entities import Approval, Convention, Question
 from models.errors import InvalidInput, InvalidTransition
 from models.lifecycle import OPEN_CONVENTION, ApprovalStatus, ConventionStatus, RequestStatus, move
-from models.parties import PARTY_LABELS, next_party, status_after_signature
+from models.parties import PARTY_LABELS, decision_refusal, next_party, question_refusal, status_after_signature
 from models.types import utcnow
 from notifications.contexts import team_contact
 
@@ -172,11 +173,23 @@ def document_for(settings: Settings, token: str, filename: str) -> tuple[str, by
 # ------------------------------------------------------------------------------------------------
 
 
-def _check_decidable(convention: Convention, approval: Approval) -> None:
-    if approval.status == ApprovalStatus.WAITING:
-        raise InvalidTransition("Ce n'est pas encore à cette partie de signer : la signature précédente est attendue.")
-    if convention.status not in OPEN_CONVENTION:
-        raise InvalidTransition(f"La convention {convention.reference} n'est plus ouverte à la signature.")
+def _check_decidable(uow: UnitOfWork, settings: Settings, convention: Convention, approval: Approval) -> None:
+    """Refuse a decision its party may not take now (`models.parties.decision_refusal`). A convention found
+    past its deadline is expired here and now, in this transaction, as the scheduled run would have."""
+    now = utcnow()
+    reason = decision_refusal(
+        convention_status=convention.status,
+        approval_status=approval.status,
+        expires_at=convention.expires_at,
+        now=now,
+        reference=convention.reference,
+    )
+    if reason is None:
+        return
+    if convention.status in OPEN_CONVENTION and convention.expires_at is not None and now >= convention.expires_at:
+        expire(uow, settings, convention, now)
+        uow.commit()
+    raise InvalidTransition(reason)
 
 
 def _validate_decision(decision: Decision) -> None:
@@ -197,7 +210,7 @@ def sign(settings: Settings, token: str, decision: Decision, evidence: Evidence)
         convention, approval = _claim_approval(uow, settings, token)
         if approval.status in DECIDED:
             return DecisionOutcome(convention.reference, approval.status, approval.party, already_decided=True)
-        _check_decidable(convention, approval)
+        _check_decidable(uow, settings, convention, approval)
         outcome = _record_signature(uow, settings, convention, approval, decision, evidence, operator=None)
         uow.commit()
         return outcome
@@ -220,7 +233,7 @@ def countersign_as_operator(
         approval = uow.approvals.of_party(convention.id, party)
         if approval.status in DECIDED:
             return DecisionOutcome(convention.reference, approval.status, approval.party, already_decided=True)
-        _check_decidable(convention, approval)
+        _check_decidable(uow, settings, convention, approval)
         outcome = _record_signature(
             uow,
             settings,
@@ -246,7 +259,7 @@ def decline(settings: Settings, token: str, reason: str, name: str, evidence: Ev
         convention, approval = _claim_approval(uow, settings, token)
         if approval.status in DECIDED:
             return DecisionOutcome(convention.reference, approval.status, approval.party, already_decided=True)
-        _check_decidable(convention, approval)
+        _check_decidable(uow, settings, convention, approval)
         now = utcnow()
         move(approval, ApprovalStatus.DECLINED)
         approval.decided_at = now
@@ -306,6 +319,14 @@ def ask_question(settings: Settings, token: str, message: str, evidence: Evidenc
         session = uow.session
         convention, approval = _claim_approval(uow, settings, token)
         assert convention.id is not None
+        refusal = question_refusal(
+            convention_status=convention.status,
+            approval_status=approval.status,
+            expires_at=convention.expires_at,
+            now=utcnow(),
+        )
+        if refusal is not None:
+            raise InvalidTransition(refusal)
         question = Question(
             convention_id=convention.id, party=approval.party, message=message, ip_address=evidence.ip_address
         )

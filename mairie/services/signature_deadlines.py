@@ -43,7 +43,7 @@ def signature_housekeeping(settings: Settings, now: datetime | None = None) -> H
                 )
             ).first()
             if convention.expires_at is not None and now >= convention.expires_at:
-                _expire(uow, settings, convention, pending, now)
+                expire(uow, settings, convention, now)
                 report.expired.append(convention.reference)
                 continue
             if pending is None or pending.link_sent_at is None:
@@ -92,9 +92,11 @@ def _remind(uow: UnitOfWork, settings: Settings, convention: Convention, approva
     )
 
 
-def _expire(
-    uow: UnitOfWork, settings: Settings, convention: Convention, pending: Approval | None, now: datetime
-) -> None:
+def expire(uow: UnitOfWork, settings: Settings, convention: Convention, now: datetime) -> None:
+    """Expire an open convention past its deadline (inside the caller's transaction): the request too, the
+    operators and the collectivity are told which parties had not signed."""
+    assert convention.id is not None
+    pending = next((a for a in uow.approvals.of(convention.id) if a.status == ApprovalStatus.PENDING), None)
     session = uow.session
     move(convention, ConventionStatus.EXPIRED)
     convention.ended_reason = "aucune décision dans le délai"

@@ -146,3 +146,21 @@ def test_issuer_lookup_says_which_issuers_exist() -> None:
     assert issuers.syndicat().code == "LFN"
     with pytest.raises(NotFound, match="émetteur inconnu « CDG80 » \\(émetteurs configurés : LFN, CDG62\\)"):
         issuers.get("CDG80")
+
+
+def test_who_may_decide_and_ask_now() -> None:
+    from models.parties import decision_refusal, question_refusal
+
+    now = datetime(2026, 12, 1, 10, tzinfo=UTC)
+    later, earlier = datetime(2026, 12, 20, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC)
+    open_ = {"convention_status": "awaiting_cdg", "now": now, "reference": "LFN-CONV-2026-00001"}
+    assert decision_refusal(approval_status="pending", expires_at=later, **open_) is None
+    assert "pas encore" in (decision_refusal(approval_status="waiting", expires_at=later, **open_) or "")
+    assert "est dépassé" in (decision_refusal(approval_status="pending", expires_at=earlier, **open_) or "")
+    closed = {**open_, "convention_status": "declined"}
+    assert "n'est plus ouverte" in (decision_refusal(approval_status="pending", expires_at=later, **closed) or "")
+    ask = {"now": now}
+    assert question_refusal(convention_status="awaiting_cdg", approval_status="pending", expires_at=later, **ask) is None
+    assert question_refusal(convention_status="in_force", approval_status="signed", expires_at=earlier, **ask) is None
+    assert question_refusal(convention_status="awaiting_cdg", approval_status="waiting", expires_at=later, **ask)
+    assert question_refusal(convention_status="awaiting_cdg", approval_status="pending", expires_at=earlier, **ask)
