@@ -3,7 +3,8 @@ or a credit note, built with lxml from the same values the PDF prints.
 
 Element order follows the Factur-X XSD; business terms are named in comments (`BT-…`) so that a reader
 can map every element to the standard. Amounts come from `PricedDocument` as they are: the line nets
-already add up to the VAT basis, and TTC is the deliberated total.
+already add up to the VAT basis, BT-112 is nets + VAT, and the amount due (BT-115) is the deliberated
+total, the rounding amount (BT-114) closing the gap.
 """
 
 from __future__ import annotations
