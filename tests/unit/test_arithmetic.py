@@ -189,6 +189,7 @@ def test_the_first_invoice_from_the_quote_equals_the_first_year_drafts(basket, p
     support_invoice = first_invoice_document(support, go_live, full_first_year=full_first_year)
     assert_true_document(support_invoice)
     months = 12 if full_first_year else 13 - go_live.month
+    assert verdict.support_fee is not None
     assert support_invoice.amount_due == to_money(verdict.support_fee * months / 12)
     # the preview at go-live prices both documents as the first invoices will
     at_go_live = quote_preview(

@@ -40,8 +40,8 @@ PROFILE = CollectivityProfile(
     kind="commune", name="Test", department="62", population=Population(300, "total", 2023, "INSEE")
 )
 VERDICT = assess(PROFILE, GRID)
-FEE = VERDICT.support_fee
-assert FEE is not None
+assert VERDICT.support_fee is not None
+FEE: Decimal = VERDICT.support_fee
 
 
 # --- the rule on examples -------------------------------------------------------------------------
@@ -325,6 +325,7 @@ def test_every_amount_is_the_deliberated_price_for_its_months(life):
             else:
                 assert line.months is not None and 1 <= line.months <= 12
                 assert line.total_ttc == to_money(full * line.months / 12)
+                assert line.period_start is not None and line.period_end is not None
                 assert line.months == started_months(line.period_start, line.period_end)
         # the amount due is the sum of the lines' deliberated amounts; the rounding amount stays small
         assert doc.amount_due == sum((line.total_ttc for line in doc.lines), Decimal("0.00"))
