@@ -3,7 +3,8 @@ or a credit note, built with lxml from the same values the PDF prints.
 
 Element order follows the Factur-X XSD; business terms are named in comments (`BT-…`) so that a reader
 can map every element to the standard. Amounts come from `PricedDocument` as they are: the line nets
-already add up to the VAT basis, and TTC is the deliberated total.
+already add up to the VAT basis, BT-112 is nets + VAT, and the amount due (BT-115) is the deliberated
+total, the rounding amount (BT-114) closing the gap.
 """
 
 from __future__ import annotations
@@ -155,7 +156,9 @@ def _totals(parent: etree._Element, priced: PricedDocument) -> None:
     _el(sums, "ram:AllowanceTotalAmount", "0.00")  # BT-107
     _el(sums, "ram:TaxBasisTotalAmount", _amount(priced.total_ht))  # BT-109
     _el(sums, "ram:TaxTotalAmount", _amount(priced.total_vat), currencyID="EUR")  # BT-110
-    _el(sums, "ram:GrandTotalAmount", _amount(priced.total_ttc))  # BT-112
+    if priced.rounding_amount:
+        _el(sums, "ram:RoundingAmount", _amount(priced.rounding_amount))  # BT-114: to the deliberated total
+    _el(sums, "ram:GrandTotalAmount", _amount(priced.grand_total))  # BT-112
     _el(sums, "ram:TotalPrepaidAmount", "0.00")  # BT-113
     _el(sums, "ram:DuePayableAmount", _amount(priced.total_ttc))  # BT-115
 

@@ -1,7 +1,7 @@
 """Request intake: register → (operator amount when "sur devis") → two quotes → email to the signatory.
 
-Thin orchestration over `mairie.services.intake` and `mairie.services.quotes`; each task passes ids and plain values. The state
-lives in the database, so re-running a step never issues twice.
+Thin orchestration over `mairie.services.intake` and `mairie.services.quotes`; each task passes ids and
+plain values. The state lives in the database, so re-running a step never issues twice.
 """
 
 from __future__ import annotations

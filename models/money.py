@@ -1,8 +1,10 @@
-"""Money arithmetic: `Decimal` only, half-up rounding to the cent, exact VAT back-computation.
+"""Money arithmetic: `Decimal` only, half-up rounding to the cent.
 
-The deliberated prices are TTC (VAT included). The HT (net) amounts are derived from the TTC total of
-each VAT rate, so that the TTC total always equals the sum of deliberated TTC prices × quantities to
-the cent, and the line nets always add up exactly to the VAT basis (EN 16931 BR-CO-10).
+The deliberated prices are TTC (VAT included). Every printed line is arithmetically true: its net is
+quantity × net unit price (the unit price back-computed from the TTC price, four decimals at most),
+rounded to the cent; the VAT of each rate is computed on the sum of the line nets. What that leaves
+between the document's total with VAT (BT-112) and the deliberated TTC total is the document's rounding
+amount (BT-114), so that the amount due (BT-115) is the deliberated total, to the cent.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")
+UNIT = Decimal("0.0001")  # unit prices may carry four decimals
 ZERO = Decimal("0.00")
 
 
@@ -43,41 +46,88 @@ def parse_amount(text: str) -> Decimal:
     return to_money(value)
 
 
+def to_unit_price(value: Decimal) -> Decimal:
+    """A unit price as documents print it: to the cent when exact there, else to four decimals, half-up."""
+    cents = value.quantize(CENT, rounding=ROUND_HALF_UP)
+    if cents == value:
+        return cents
+    return value.quantize(UNIT, rounding=ROUND_HALF_UP)
+
+
+def unit_price_ht(price_ttc: Decimal, rate: Decimal, months: int | None = None) -> Decimal:
+    """The net unit price of a line (EN 16931 BT-146): the deliberated TTC price back-computed to HT,
+    × months / 12 when the line is prorated; exact to the cent when it divides evenly, else 4 decimals.
+
+    `price_ttc` may be unrounded (an operator's line total divided by its quantity)."""
+    share = 12 if months is None else months
+    return to_unit_price(price_ttc * share / (12 * (Decimal(1) + rate)))
+
+
+def prorate(amount: Decimal, months: int | None) -> Decimal:
+    """A deliberated amount for `months` of a year (amount × months / 12), half-up to the cent; the whole
+    amount when `months` is None (not prorated)."""
+    if months is None:
+        return to_money(amount)
+    if not 0 <= months <= 12:
+        raise ValueError(f"months must be within 0..12, not {months}")
+    return to_money(amount * months / 12)
+
+
+def line_net(quantity: int | Decimal, unit_price: Decimal) -> Decimal:
+    """A line's net amount (BT-131): quantity × net unit price, half-up to the cent."""
+    return to_money(quantity * unit_price)
+
+
 @dataclass(frozen=True)
-class VatSplit:
-    """HT / VAT / TTC of one VAT rate, and the net of each line (summing exactly to `ht`)."""
+class VatTotal:
+    """One VAT rate of a document (EN 16931 BG-23): the sum of the line nets and the VAT computed on it."""
 
     rate: Decimal
-    ht: Decimal
-    vat: Decimal
-    ttc: Decimal
-    line_ht: tuple[Decimal, ...]
+    basis: Decimal  # BT-116
+    vat: Decimal  # BT-117
 
 
-def split_ttc(line_ttc: Sequence[Decimal], rate: Decimal) -> VatSplit:
-    """Back-compute HT and VAT from TTC line totals that share one VAT rate.
+@dataclass(frozen=True)
+class Totals:
+    """A document's totals from its lines' nets and deliberated TTC amounts.
 
-    HT = round(ΣTTC / (1 + rate)), VAT = ΣTTC − HT. Each line's net is its own rounded back-computation;
-    the rounding difference (a few cents at most) is given to the largest lines so that the line nets add
-    up exactly to HT. With a zero rate, HT = TTC.
+    net (BT-109) = Σ line nets; vat (BT-110) = Σ per rate of round(rate × Σ nets of that rate);
+    grand_total (BT-112) = net + vat; rounding (BT-114) = deliberated − grand_total; due (BT-115) =
+    grand_total + rounding = the deliberated total. No cent is ever moved onto a line.
     """
-    ttc = sum((to_money(v) for v in line_ttc), ZERO)
-    divisor = Decimal(1) + rate
-    ht = to_money(ttc / divisor)
-    nets = [to_money(to_money(v) / divisor) for v in line_ttc]
-    diff = int((ht - sum(nets, ZERO)) / CENT)
-    if diff:
-        step = CENT if diff > 0 else -CENT
-        order = sorted(range(len(nets)), key=lambda i: (-abs(line_ttc[i]), i))
-        for n in range(abs(diff)):
-            nets[order[n % len(order)]] += step
-    return VatSplit(rate=rate, ht=ht, vat=ttc - ht, ttc=ttc, line_ht=tuple(nets))
+
+    breakdown: tuple[VatTotal, ...]
+    net: Decimal
+    vat: Decimal
+    deliberated: Decimal
+
+    @property
+    def grand_total(self) -> Decimal:
+        return self.net + self.vat
+
+    @property
+    def rounding(self) -> Decimal:
+        return self.deliberated - self.grand_total
+
+    @property
+    def due(self) -> Decimal:
+        return self.grand_total + self.rounding
 
 
-def unit_price_ht(price_ttc: Decimal, rate: Decimal) -> Decimal:
-    """Unit net price shown on documents: exact to the cent when it divides evenly, else 4 decimals."""
-    exact = price_ttc / (Decimal(1) + rate)
-    cents = exact.quantize(CENT, rounding=ROUND_HALF_UP)
-    if cents == exact:
-        return cents
-    return exact.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+def vat_breakdown(nets: Sequence[tuple[Decimal, Decimal]]) -> tuple[VatTotal, ...]:
+    """Per VAT rate (in order of first appearance), the sum of the (net, rate) lines and its VAT."""
+    bases: dict[Decimal, Decimal] = {}
+    for net, rate in nets:
+        bases[rate] = bases.get(rate, ZERO) + to_money(net)
+    return tuple(VatTotal(rate, basis, to_money(basis * rate)) for rate, basis in bases.items())
+
+
+def document_totals(lines: Sequence[tuple[Decimal, Decimal, Decimal]]) -> Totals:
+    """The totals of (net, VAT rate, deliberated TTC) lines; see `Totals`."""
+    breakdown = vat_breakdown([(net, rate) for net, rate, _ in lines])
+    return Totals(
+        breakdown=breakdown,
+        net=sum((b.basis for b in breakdown), ZERO),
+        vat=sum((b.vat for b in breakdown), ZERO),
+        deliberated=sum((to_money(ttc) for _, _, ttc in lines), ZERO),
+    )

@@ -160,7 +160,9 @@ def test_who_may_decide_and_ask_now() -> None:
     closed = {**open_, "convention_status": "declined"}
     assert "n'est plus ouverte" in (decision_refusal(approval_status="pending", expires_at=later, **closed) or "")
     ask = {"now": now}
-    assert question_refusal(convention_status="awaiting_cdg", approval_status="pending", expires_at=later, **ask) is None
+    assert (
+        question_refusal(convention_status="awaiting_cdg", approval_status="pending", expires_at=later, **ask) is None
+    )
     assert question_refusal(convention_status="in_force", approval_status="signed", expires_at=earlier, **ask) is None
     assert question_refusal(convention_status="awaiting_cdg", approval_status="waiting", expires_at=later, **ask)
     assert question_refusal(convention_status="awaiting_cdg", approval_status="pending", expires_at=earlier, **ask)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from models.catalog import GRIDS_DIR, load_grid_file, parse_grid
 from models.eligibility import CollectivityProfile, Population, assess, band_for
 from models.errors import InvalidInput
+from models.money import to_money
 from models.pricing import BasketLine, VatRegime, quote_preview, renewal_drafts
 
 GRID = load_grid_file(GRIDS_DIR / "2025-07-10.json")
@@ -139,11 +140,16 @@ def test_quote_totals_are_exact(basket, population):
     services, support = result.quotes
     expected = sum((GRID.item(c).price_ttc * q for c, q in basket.items()), Decimal("0"))
     assert services.total_ttc == expected
-    assert services.total_ht + services.total_vat == services.total_ttc
+    # The VAT is computed on the sum of the nets; the rounding amount (BT-114), not a line, takes the gap.
+    assert services.total_ht + services.total_vat + services.rounding_amount == services.total_ttc
+    assert services.total_vat == to_money(services.total_ht * Decimal("0.20"))
     assert sum((line.total_ht for line in services.lines), Decimal(0)) == services.total_ht
-    assert sum((line.total_vat for line in services.lines), Decimal(0)) == services.total_vat
+    assert sum((line.total_vat for line in services.lines), Decimal(0)) == (
+        services.total_vat + services.rounding_amount
+    )
     for line in services.lines:
         assert line.total_ht + line.total_vat == line.total_ttc
+        assert line.total_ht == to_money(line.quantity * line.unit_price_ht)
     assert support.total_ttc == support.total_ht == band_for(population, BANDS).fee
     assert support.total_vat == 0 and support.vat.category == "O"
 

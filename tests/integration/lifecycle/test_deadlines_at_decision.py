@@ -48,7 +48,7 @@ def test_a_convention_past_its_deadline_is_not_decided_but_expired(settings, dec
     quotes = _quoted(settings)
     token = token_of(quotes.approval_url)
     _past_deadline(settings, quotes.convention)
-    with pytest.raises(InvalidTransition, match="délai de signature .* est dépassé"):
+    with pytest.raises(InvalidTransition, match=r"délai de signature .* est dépassé"):
         if decision == "sign":
             approvals.sign(settings, token, approvals.Decision("Jeanne Dupont", "Maire", True), EVIDENCE)
         else:

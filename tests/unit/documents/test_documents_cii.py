@@ -173,10 +173,15 @@ def test_random_baskets_satisfy_the_en16931_totals(basket, renewal):
     assert facturx_rules.check(xml) == []
     assert schematron.errors(xml) == []
     expected_ttc = sum((d.total_ttc for d in drafts), Decimal("0"))
-    assert _xpath(xml, f"{SUMS}/ram:GrandTotalAmount") == [f"{expected_ttc:.2f}"]  # deliberated TTC, to the cent
+    # the amount due is the deliberated TTC, to the cent; BT-112 is nets + VAT, BT-114 the gap between them
+    assert _xpath(xml, f"{SUMS}/ram:DuePayableAmount") == [f"{expected_ttc:.2f}"]
     line_nets = _xpath(xml, "//ram:SpecifiedTradeSettlementLineMonetarySummation/ram:LineTotalAmount")
     nets = sum(Decimal(v) for v in line_nets)
     assert _xpath(xml, f"{BREAKDOWN}/ram:BasisAmount") == [f"{nets:.2f}"]
+    vat = Decimal(_xpath(xml, f"{BREAKDOWN}/ram:CalculatedAmount")[0])
+    assert _xpath(xml, f"{SUMS}/ram:GrandTotalAmount") == [f"{nets + vat:.2f}"]
+    rounding = _xpath(xml, f"{SUMS}/ram:RoundingAmount")
+    assert Decimal(rounding[0] if rounding else "0") == expected_ttc - (nets + vat)
 
 
 @settings(max_examples=25, deadline=None)
