@@ -185,6 +185,11 @@ class Settings(BaseSettings):
     signature_reminder_days: list[int] = Field(default_factory=lambda: [7, 14])
     signature_expiry_days: int = 30
 
+    # Billing periods. False (default): the first invoice bills the yearly items and the support fee by
+    # started month up to 31 December, campaigns bill calendar years. True (MAIRIE_FULL_FIRST_YEAR): the
+    # first invoice covers 12 months from go-live and the next campaign bills only the months left.
+    full_first_year: bool = False
+
     # Renewals and reminders
     renewal_month: int = 1
     renewal_day: int = 15

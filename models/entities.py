@@ -299,6 +299,12 @@ class DocumentLineBase(SQLModel):
     total_ttc: Decimal = _money()
     note: str | None = Field(default=None, max_length=500)
     family: str = Field(default="", max_length=100)  # catalogue family, printed under the label
+    # The billed period (BT-134, BT-135) and the months it prorates; None on a quote line (priced for a
+    # full year) and for a price due whole (one-off, first-year pack).
+    period_start: date | None = None
+    period_end: date | None = None
+    months: int | None = None
+    origin: str | None = Field(default=None, max_length=40)  # the subscribed item a renewal line bills
 
 
 class QuoteLine(DocumentLineBase, table=True):
@@ -479,8 +485,6 @@ class Invoice(SQLModel, table=True):
 class InvoiceLine(DocumentLineBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     invoice_id: int = Field(foreign_key="invoice.id", index=True)
-    period_start: date | None = None  # BT-134
-    period_end: date | None = None  # BT-135
 
 
 class CreditNote(SQLModel, table=True):
@@ -506,8 +510,6 @@ class CreditNoteLine(DocumentLineBase, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     credit_note_id: int = Field(foreign_key="creditnote.id", index=True)
-    period_start: date | None = None
-    period_end: date | None = None
 
 
 class Payment(SQLModel, table=True):

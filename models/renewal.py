@@ -117,7 +117,8 @@ def renewal_date(year: int, month: int, day: int) -> date:
 @dataclass(frozen=True)
 class LiveWindow:
     """Which subscriptions a campaign of `year` renews: active, started before the year (their first
-    invoice covered the months up to then), not ended by the renewal date."""
+    invoice covered the months up to then), and not ended before the year began (a service ended in
+    January is still billed for its started months of the year)."""
 
     year: int
     renewal_date: date
@@ -130,5 +131,5 @@ class LiveWindow:
         return (
             status == "active"
             and started_on < self.started_before
-            and (ended_on is None or ended_on > self.renewal_date)
+            and (ended_on is None or ended_on >= self.started_before)
         )

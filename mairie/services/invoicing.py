@@ -28,7 +28,7 @@ from models.db import UnitOfWork
 from models.entities import Invoice, InvoiceLine, ProvisioningOrderItem, Subscription
 from models.lifecycle import InvoiceStatus, move
 from models.numbering import next_number
-from models.pricing import PricedDocument
+from models.pricing import PricedDocument, first_invoice_document
 from models.terms import due_on
 from notifications.contexts import contact_block, payment_block
 
@@ -45,14 +45,13 @@ class IssuedInvoice:
 
 @dataclass(frozen=True)
 class InvoiceDraft:
-    """What step 1 stores for one issuer: the priced lines and what they cover."""
+    """What step 1 stores for one issuer: the priced lines (each with the period it bills) and the dates."""
 
     priced: PricedDocument
     kind: str  # first | renewal
     year: int
     issued_on: date
-    delivery_date: date
-    period: tuple[date, date]
+    delivery_date: date  # BT-72
 
 
 def as_issued(invoice: Invoice, created: bool) -> IssuedInvoice:
@@ -111,12 +110,7 @@ def record_invoice(
     assert invoice.id is not None
     for line in priced.lines:
         uow.session.add(
-            InvoiceLine(
-                invoice_id=invoice.id,
-                **paperwork.line_columns(line),
-                period_start=draft.period[0],
-                period_end=draft.period[1],
-            )
+            InvoiceLine(invoice_id=invoice.id, **paperwork.line_columns(line))
         )
     audit.record(
         uow.session,
@@ -144,6 +138,7 @@ def invoice_document(uow: UnitOfWork, invoice: Invoice) -> paperwork.doc.Facture
     assert invoice.id is not None
     lines = uow.invoices.lines(invoice.id)
     priced = paperwork.priced_from_stored(invoice, lines, paperwork.vat_of(identity))
+    period = priced.billing_period  # BG-14: from the lines' own periods
     return paperwork.doc.Facture(
         number=invoice.number,
         issue_date=invoice.issued_on,
@@ -151,8 +146,8 @@ def invoice_document(uow: UnitOfWork, invoice: Invoice) -> paperwork.doc.Facture
         issuer=paperwork.issuer_doc(identity),
         collectivity=paperwork.collectivity_doc(context.collectivity, context.request),
         priced=priced,
-        period_start=lines[0].period_start if lines else None,
-        period_end=lines[0].period_end if lines else None,
+        period_start=period[0] if period else None,
+        period_end=period[1] if period else None,
         commitment_number=invoice.commitment_number,
         contract_reference=context.convention.reference,
     )
@@ -256,23 +251,23 @@ def first_invoices(
     rows: Sequence[ProvisioningOrderItem],
     today: date,
 ) -> list[IssuedInvoice]:
-    """The first invoices: the syndicat's (one-off + first year of yearly items, at the quoted prices) and
-    the CDG's (support fee for the year), billing year = year of delivery."""
+    """The first invoices, at the quoted prices and quantities, from the go-live date (the last delivery):
+    the syndicat's one-off items and pack in full and its yearly items prorated by started month to
+    31 December, the CDG's support fee likewise (`models.pricing.first_invoice_document`; 12 months from
+    go-live with the setting `full_first_year`). Billing year = the year of go-live."""
     convention = uow.conventions.get(subscription.convention_id)
-    delivered_on = max(r.delivered_on for r in rows if r.delivered_on is not None)
-    year = delivered_on.year
+    go_live = max(r.delivered_on for r in rows if r.delivered_on is not None)
     issued = []
     for quote in uow.quotes.current(convention.request_id):
         assert quote.id is not None
         identity = uow.issuers.get(quote.issuer_code)
-        priced = paperwork.priced_from_stored(quote, uow.quotes.lines(quote.id), paperwork.vat_of(identity))
+        quoted = paperwork.priced_from_stored(quote, uow.quotes.lines(quote.id), paperwork.vat_of(identity))
         draft = InvoiceDraft(
-            priced=priced,
+            priced=first_invoice_document(quoted, go_live, full_first_year=settings.full_first_year),
             kind="first",
-            year=year,
-            issued_on=max(today, delivered_on),
-            delivery_date=delivered_on,
-            period=(delivered_on, date(year, 12, 31)),
+            year=go_live.year,
+            issued_on=max(today, go_live),
+            delivery_date=go_live,
         )
         issued.append(issue_invoice(uow, settings, subscription, draft))
     return issued

@@ -80,7 +80,7 @@ def collectivity_doc(row: Collectivity, request: ServiceRequest) -> doc.Collecti
 
 
 def line_columns(line: PricedLine) -> dict[str, Any]:
-    """The columns a stored line (quote, invoice) keeps of a priced line — one place for both tables."""
+    """The columns a stored line (quote, invoice, credit note) keeps of a priced line — one place for all."""
     return {
         "position": line.position,
         "item_code": line.code,
@@ -96,6 +96,10 @@ def line_columns(line: PricedLine) -> dict[str, Any]:
         "total_ttc": line.total_ttc,
         "family": line.family,
         "note": line.note,
+        "period_start": line.period_start,
+        "period_end": line.period_end,
+        "months": line.months,
+        "origin": line.origin,
     }
 
 
@@ -117,6 +121,10 @@ def priced_lines(lines: Sequence[DocumentLineBase]) -> tuple[PricedLine, ...]:
             total_vat=line.total_vat,
             total_ttc=line.total_ttc,
             note=line.note,
+            period_start=line.period_start,
+            period_end=line.period_end,
+            months=line.months,
+            origin=line.origin,
         )
         for line in sorted(lines, key=lambda li: li.position)
     )

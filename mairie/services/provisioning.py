@@ -359,14 +359,16 @@ def _mark_delivered(
 def start_subscription(
     uow: UnitOfWork, order: ProvisioningOrder, rows: Sequence[ProvisioningOrderItem]
 ) -> Subscription:
-    """The subscription of a delivered order (created once); each item starts on its delivery date."""
+    """The subscription of a delivered order (created once); it and its items start on the go-live date."""
     existing = uow.subscriptions.of_convention(order.convention_id)
     if existing is not None:
         return existing
     convention = uow.conventions.get(order.convention_id)
     request = uow.requests.get(convention.request_id)
     assert convention.id is not None and request.id is not None
-    started = min((r.delivered_on for r in rows if r.delivered_on), default=paris_today())
+    # Services go live when the last item is delivered: the first invoice bills from that day, and so the
+    # campaigns count every item's months from it.
+    started = max((r.delivered_on for r in rows if r.delivered_on), default=paris_today())
     subscription = Subscription(
         collectivity_id=convention.collectivity_id,
         convention_id=convention.id,
@@ -384,7 +386,7 @@ def start_subscription(
                 subscription_id=subscription.id,
                 item_code=row.item_code,
                 quantity=row.quantity,
-                started_on=row.delivered_on or started,
+                started_on=started,
                 operator_amount=amounts.get(row.item_code),
             )
         )

@@ -89,7 +89,7 @@ def _live(window: LiveWindow) -> list[Any]:
     return [
         Subscription.status == SubscriptionStatus.ACTIVE,
         col(Subscription.started_on) < window.started_before,
-        or_(col(Subscription.ended_on).is_(None), col(Subscription.ended_on) > window.renewal_date),
+        or_(col(Subscription.ended_on).is_(None), col(Subscription.ended_on) >= window.started_before),
     ]
 
 
@@ -137,6 +137,9 @@ def plan_for(
         syndicat=settings.syndicat.code,
         syndicat_vat=paperwork.vat_of(settings.syndicat),
         cdg_vat=paperwork.vat_of(cdg),
+        full_first_year=settings.full_first_year,
+        subscription_started_on=subscription.started_on,
+        subscription_ended_on=subscription.ended_on,
     )
     return collectivity, plan
 
@@ -270,7 +273,6 @@ def _number_one(
                 year=year,
                 issued_on=day,
                 delivery_date=renewal_date(settings, year),
-                period=(date(year, 1, 1), date(year, 12, 31)),
             )
             invoice, created = record_invoice(uow, settings, subscription, draft)
             numbered.append((as_issued(invoice, created), created))

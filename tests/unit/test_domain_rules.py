@@ -113,7 +113,9 @@ def test_renewal_window() -> None:
     window = LiveWindow(2027, date(2027, 1, 15))
     assert window.contains(status="active", started_on=date(2026, 12, 1), ended_on=None)
     assert not window.contains(status="active", started_on=date(2027, 1, 2), ended_on=None)  # first invoice covers it
-    assert not window.contains(status="active", started_on=date(2026, 3, 1), ended_on=date(2027, 1, 10))
+    # ended within the year: still renewed, for its started months of the year
+    assert window.contains(status="active", started_on=date(2026, 3, 1), ended_on=date(2027, 1, 10))
+    assert not window.contains(status="active", started_on=date(2026, 3, 1), ended_on=date(2026, 12, 31))
     assert window.contains(status="active", started_on=date(2026, 3, 1), ended_on=date(2027, 6, 30))
     assert not window.contains(status="ended", started_on=date(2026, 3, 1), ended_on=None)
 

@@ -1,5 +1,6 @@
-"""Credit-note lines carry every column of the other document lines (one `DocumentLineBase`), and credit
-notes a status, so that a credit note can be rebuilt from its own rows.
+"""One `DocumentLineBase` for quote, invoice and credit-note lines: credit-note lines carry every column of
+the other document lines, credit notes a status, so that a credit note can be rebuilt from its own rows;
+and every line its billed period and months (prorated first invoices) and the item it bills (`origin`).
 
 Existing credit-note lines are completed from the invoice line they cancel (same invoice, same position).
 
@@ -24,6 +25,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _COPIED = ("unit", "kind", "unit_price_ttc", "note", "family", "period_start", "period_end")
+_PERIOD = ("months", "origin")
 
 
 def upgrade() -> None:
@@ -43,6 +45,17 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("period_start", sa.Date(), nullable=True))
         batch_op.add_column(sa.Column("period_end", sa.Date(), nullable=True))
+    with op.batch_alter_table("creditnoteline", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("months", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("origin", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True))
+    with op.batch_alter_table("invoiceline", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("months", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("origin", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True))
+    with op.batch_alter_table("quoteline", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("period_start", sa.Date(), nullable=True))
+        batch_op.add_column(sa.Column("period_end", sa.Date(), nullable=True))
+        batch_op.add_column(sa.Column("months", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("origin", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True))
     # Complete the lines of credit notes issued before this revision from the invoice lines they cancel.
     for column in _COPIED:
         op.execute(
@@ -62,6 +75,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("quoteline", schema=None) as batch_op:
+        for column in ("origin", "months", "period_end", "period_start"):
+            batch_op.drop_column(column)
+    for table in ("invoiceline", "creditnoteline"):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            for column in reversed(_PERIOD):
+                batch_op.drop_column(column)
     with op.batch_alter_table("creditnoteline", schema=None) as batch_op:
         for column in reversed(_COPIED):
             batch_op.drop_column(column)

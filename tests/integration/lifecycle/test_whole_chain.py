@@ -98,8 +98,15 @@ def test_request_to_first_invoices_and_renewal(settings, mail_server):
     invoice_mails = [m for m in mails_to(mail_server, MAYOR) if m.attachments and "-FAC-" in m.attachments[0]]
     assert sorted(m.attachments[0] for m in invoice_mails) == [f"{n}.pdf" for n in numbers]
     lfn = next(i for i in delivered.invoices if i.issuer == "LFN")
-    # one-off + first year of yearly items at the quoted TTC prices
-    assert lfn.total_ttc == Decimal("16.80") * 3 + Decimal("15.60") + Decimal("31.20") * 2 + Decimal("110.40")
+    # live on 24 November (DAY): yearly items for November and December (× 2 / 12, each line to the cent),
+    # the one-off and the first-year pack in full
+    months = Decimal(2) / 12
+    yearly = (Decimal("16.80") * 3 * months).quantize(Decimal("0.01")) + (Decimal("15.60") * months).quantize(
+        Decimal("0.01")
+    )
+    assert lfn.total_ttc == yearly + Decimal("31.20") * 2 + Decimal("110.40")
+    cdg_first = next(i for i in delivered.invoices if i.issuer == "CDG62")
+    assert cdg_first.total_ttc == Decimal("8.33")  # 50,00 € × 2 / 12
     deposited = settings.deposit_path / "LFN" / "facturx_chorus" / "LFN-FAC-2026-00001.pdf"
     assert b"CrossIndustryInvoice" in get_xml_from_pdf(deposited.read_bytes(), check_xsd=True)[1]
 
