@@ -276,7 +276,8 @@ def build_cii(doc: Facture | Avoir) -> bytes:
         ref = _el(settlement, "ram:InvoiceReferencedDocument")  # BG-3
         _el(ref, "ram:IssuerAssignedID", doc.invoice_number)  # BT-25
         _date(ref, "ram:FormattedIssueDateTime", doc.invoice_date, qualified=True)  # BT-26
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    xml: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return xml
 
 
 def _notes(doc: Facture | Avoir) -> list[tuple[str, str | None]]:

@@ -58,7 +58,8 @@ class RuleViolation(ValueError):
 
 
 def _x(node: Node, path: str) -> list[Node]:
-    return node.xpath(path, namespaces=NSMAP)
+    found: list[Node] = node.xpath(path, namespaces=NSMAP)
+    return found
 
 
 def _text(node: Node, path: str) -> str | None:
