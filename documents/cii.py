@@ -5,6 +5,10 @@ Element order follows the Factur-X XSD; business terms are named in comments (`B
 can map every element to the standard. Amounts come from `PricedDocument` as they are: the line nets
 already add up to the VAT basis, BT-112 is nets + VAT, and the amount due (BT-115) is the deliberated
 total, the rounding amount (BT-114) closing the gap.
+
+The XML also passes the French CIUS rules (BR-FR, the BR-FR-Flux2 schematron shipped with factur-x for
+`check_option="fr-ctc"`); each rule met is named where it is met. No element is ever written empty: an
+optional value that is blank is left out (`_opt`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from decimal import Decimal
 
 from lxml import etree
 
-from documents.data import Avoir, Collectivity, Facture, Issuer
+from documents.data import BILLING_FRAMES, Avoir, Collectivity, Facture, Issuer
 from models.pricing import PricedDocument, PricedLine
 
 RSM = "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"
@@ -25,11 +29,18 @@ NSMAP = {"rsm": RSM, "ram": RAM, "udt": UDT, "qdt": QDT}
 GUIDELINE_EN16931 = "urn:cen.eu:en16931:2017"
 TYPE_INVOICE = "380"
 TYPE_CREDIT_NOTE = "381"
-SIRET_SCHEME = "0009"  # ISO 6523 ICD of the SIRET (Chorus Pro identifies parties by SIRET)
-SIREN_SCHEME = "0002"  # ISO 6523 ICD of the SIREN, when the buyer has not given its SIRET
+SIRET_SCHEME = "0009"  # ISO 6523 ICD of the SIRET: the party's global identifier (BT-29 / BT-46)
+SIREN_SCHEME = "0002"  # ISO 6523 ICD of the SIREN: the party's legal registration (BT-30 / BT-47)
+EMAIL_SCHEME = "EM"  # EAS code of an electronic address that is an email (BT-34 / BT-49)
 VATEX_OUTSIDE_SCOPE = "VATEX-EU-O"
 UNIT_CODES = {"stockage-go": "E34"}  # UN/ECE Rec 20: gigabyte; everything else is counted in units
 DEFAULT_UNIT = "C62"
+GOODS_CODES = frozenset({"nas-2-disques"})  # the only item delivered as goods ("livraison de biens")
+# BR-FR-05: the notes of every invoice and credit note carry these three subjects (UNTDID 4451), once each
+# (BR-FR-06).
+NOTE_LATE_PAYMENT = "PMD"  # pénalités de retard
+NOTE_RECOVERY_FEE = "PMT"  # indemnité forfaitaire pour frais de recouvrement
+NOTE_DISCOUNT = "AAB"  # escompte (or its absence)
 
 
 def _el(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
@@ -38,6 +49,32 @@ def _el(parent: etree._Element, tag: str, text: str | None = None, **attrs: str)
     if text is not None:
         node.text = text
     return node
+
+
+def _opt(parent: etree._Element, tag: str, text: str | None, **attrs: str) -> None:
+    """An optional element, written only when its value is not blank: never an empty element."""
+    if text is not None and text.strip():
+        _el(parent, tag, text.strip(), **attrs)
+
+
+def _siren(siren: str | None, siret: str | None) -> str:
+    """The SIREN of a party: the one given, else the first nine digits of its SIRET."""
+    siren, siret = (siren or "").strip(), (siret or "").strip()
+    return siren or siret[:9]
+
+
+def billing_frame(doc: Facture | Avoir) -> str:
+    """BT-23 (BR-FR-08): the issuer's billing frame, its letter following what the lines sell.
+
+    The setting says the process (the digit: 1 an invoice to pay, …); the letter is S for services, B for
+    goods, M for both — the NAS is goods, every other item a service. A frame that has no variant for the
+    nature found (e.g. S5) is kept as set.
+    """
+    frame = doc.issuer.billing_frame
+    goods = {line.code in GOODS_CODES for line in doc.priced.lines}
+    letter = "M" if len(goods) == 2 else ("B" if goods == {True} else "S")
+    candidate = letter + frame[1:]
+    return candidate if candidate in BILLING_FRAMES else frame
 
 
 def _amount(value: Decimal) -> str:
@@ -58,38 +95,48 @@ def _date(parent: etree._Element, tag: str, value: date, qualified: bool = False
     _el(holder, "qdt:DateTimeString" if qualified else "udt:DateTimeString", value.strftime("%Y%m%d"), format="102")
 
 
-def _party(parent: etree._Element, tag: str, name: str, siret: str, address: str, postcode: str, city: str,
-           email: str | None, vat_number: str | None, siren: str | None = None) -> None:
-    party = _el(parent, tag)
-    _el(party, "ram:Name", name)  # BT-27 / BT-44
-    legal = _el(party, "ram:SpecifiedLegalOrganization")
-    if siret or not siren:
-        _el(legal, "ram:ID", siret, schemeID=SIRET_SCHEME)  # BT-30 / BT-47
-    else:
-        _el(legal, "ram:ID", siren, schemeID=SIREN_SCHEME)  # no SIRET given: the SIREN, never a made-up SIRET
-    postal = _el(party, "ram:PostalTradeAddress")  # BG-5 / BG-8
-    _el(postal, "ram:PostcodeCode", postcode)
-    _el(postal, "ram:LineOne", address)
-    _el(postal, "ram:CityName", city)
+def _party(parent: etree._Element, tag: str, party: Issuer | Collectivity, vat_number: str | None) -> None:
+    node = _el(parent, tag)
+    siret, siren = party.siret.strip(), _siren(party.siren, party.siret)
+    # BT-29 / BT-46: the SIRET as the party's global identifier in scheme 0009, where BR-FR-09 reads it
+    # (14 digits starting with the SIREN); no SIRET given, none written — never a made-up one.
+    _opt(node, "ram:GlobalID", siret, schemeID=SIRET_SCHEME)
+    _el(node, "ram:Name", party.name)  # BT-27 / BT-44
+    if siren:
+        # BT-30 / BT-47: the SIREN as legal registration in scheme 0002 (BR-FR-10 for the seller, BR-FR-32).
+        legal = _el(node, "ram:SpecifiedLegalOrganization")
+        _el(legal, "ram:ID", siren, schemeID=SIREN_SCHEME)
+    postal = _el(node, "ram:PostalTradeAddress")  # BG-5 / BG-8; a blank postcode is left out, not written empty
+    _opt(postal, "ram:PostcodeCode", party.postcode)
+    _opt(postal, "ram:LineOne", party.address)
+    _opt(postal, "ram:CityName", party.city)
     _el(postal, "ram:CountryID", "FR")
-    if email:
-        uri = _el(party, "ram:URIUniversalCommunication")
-        _el(uri, "ram:URIID", email, schemeID="EM")  # BT-34 / BT-49
-    if vat_number:
-        reg = _el(party, "ram:SpecifiedTaxRegistration")
-        _el(reg, "ram:ID", vat_number, schemeID="VA")  # BT-31
+    endpoint = _endpoint(party.email, siret, siren)
+    if endpoint is not None:
+        uri = _el(node, "ram:URIUniversalCommunication")
+        _el(uri, "ram:URIID", endpoint[0], schemeID=endpoint[1])  # BT-34 / BT-49
+    if vat_number and vat_number.strip():
+        reg = _el(node, "ram:SpecifiedTaxRegistration")
+        _el(reg, "ram:ID", vat_number.strip(), schemeID="VA")  # BT-31
+
+
+def _endpoint(email: str | None, siret: str, siren: str) -> tuple[str, str] | None:
+    """The electronic address BR-FR-12 (buyer) and BR-FR-13 (seller) require, with its EAS scheme: the
+    email, else the SIRET, else the SIREN. BR-FR-21/22 ask for scheme 0225 only for B2B, which these are not."""
+    for value, scheme in ((email, EMAIL_SCHEME), (siret, SIRET_SCHEME), (siren, SIREN_SCHEME)):
+        if value and value.strip():
+            return value.strip(), scheme
+    return None
 
 
 def _seller(parent: etree._Element, issuer: Issuer, priced: PricedDocument) -> None:
     # BR-O-02: no seller VAT identifier on an invoice outside the scope of VAT.
     vat_number = issuer.vat_number if priced.vat.category == "S" else None
-    _party(parent, "ram:SellerTradeParty", issuer.name, issuer.siret, issuer.address, issuer.postcode,
-           issuer.city, issuer.email, vat_number)
+    _party(parent, "ram:SellerTradeParty", issuer, vat_number)
 
 
 def _buyer(parent: etree._Element, buyer: Collectivity) -> None:
-    _party(parent, "ram:BuyerTradeParty", buyer.name, buyer.siret, buyer.address, buyer.postcode, buyer.city,
-           buyer.email, None, siren=buyer.siren)
+    _party(parent, "ram:BuyerTradeParty", buyer, None)
 
 
 def _line_tax(parent: etree._Element, priced: PricedDocument) -> None:
@@ -104,13 +151,13 @@ def _line(parent: etree._Element, line: PricedLine, priced: PricedDocument) -> N
     item = _el(parent, "ram:IncludedSupplyChainTradeLineItem")  # BG-25
     doc = _el(item, "ram:AssociatedDocumentLineDocument")
     _el(doc, "ram:LineID", str(line.position))  # BT-126
-    if line.note:
+    if line.note and line.note.strip():
         note = _el(doc, "ram:IncludedNote")
-        _el(note, "ram:Content", line.note)  # BT-127
+        _el(note, "ram:Content", line.note.strip())  # BT-127
     product = _el(item, "ram:SpecifiedTradeProduct")
-    _el(product, "ram:SellerAssignedID", line.code)  # BT-155
+    _opt(product, "ram:SellerAssignedID", line.code)  # BT-155
     _el(product, "ram:Name", line.label)  # BT-153
-    _el(product, "ram:Description", f"{line.family} — {line.unit} ({line.kind_label})")  # BT-154
+    _opt(product, "ram:Description", _line_description(line))  # BT-154
     agreement = _el(item, "ram:SpecifiedLineTradeAgreement")
     net = _el(agreement, "ram:NetPriceProductTradePrice")
     _el(net, "ram:ChargeAmount", _price(line.unit_price_ht))  # BT-146
@@ -120,6 +167,13 @@ def _line(parent: etree._Element, line: PricedLine, priced: PricedDocument) -> N
     _line_tax(settlement, priced)
     summation = _el(settlement, "ram:SpecifiedTradeSettlementLineMonetarySummation")
     _el(summation, "ram:LineTotalAmount", _amount(line.total_ht))  # BT-131
+
+
+def _line_description(line: PricedLine) -> str:
+    """`family — unit (kind)`, leaving out the parts that are blank."""
+    what = " — ".join(part.strip() for part in (line.family, line.unit) if part and part.strip())
+    kind = line.kind_label.strip()
+    return f"{what} ({kind})" if what and kind else what or kind
 
 
 def _vat_breakdown(parent: etree._Element, priced: PricedDocument) -> None:
@@ -139,17 +193,21 @@ def _vat_breakdown(parent: etree._Element, priced: PricedDocument) -> None:
 def _payment_means(parent: etree._Element, issuer: Issuer) -> None:
     if not issuer.iban:
         return
+    iban = "".join(issuer.iban.split())
+    if not iban:
+        return
     means = _el(parent, "ram:SpecifiedTradeSettlementPaymentMeans")  # BG-16
     _el(means, "ram:TypeCode", "30")  # BT-81: credit transfer
     _el(means, "ram:Information", "Virement au comptable public")  # BT-82
     account = _el(means, "ram:PayeePartyCreditorFinancialAccount")
-    _el(account, "ram:IBANID", issuer.iban.replace(" ", ""))  # BT-84
-    if issuer.bic:
+    _el(account, "ram:IBANID", iban)  # BT-84
+    if issuer.bic and issuer.bic.strip():
         bank = _el(means, "ram:PayeeSpecifiedCreditorFinancialInstitution")
-        _el(bank, "ram:BICID", issuer.bic)  # BT-86
+        _el(bank, "ram:BICID", issuer.bic.strip())  # BT-86
 
 
-def _totals(parent: etree._Element, priced: PricedDocument) -> None:
+def _totals(parent: etree._Element, doc: Facture | Avoir) -> None:
+    priced = doc.priced
     sums = _el(parent, "ram:SpecifiedTradeSettlementHeaderMonetarySummation")  # BG-22
     _el(sums, "ram:LineTotalAmount", _amount(sum((li.total_ht for li in priced.lines), Decimal("0.00"))))
     _el(sums, "ram:ChargeTotalAmount", "0.00")  # BT-108
@@ -157,10 +215,10 @@ def _totals(parent: etree._Element, priced: PricedDocument) -> None:
     _el(sums, "ram:TaxBasisTotalAmount", _amount(priced.total_ht))  # BT-109
     _el(sums, "ram:TaxTotalAmount", _amount(priced.total_vat), currencyID="EUR")  # BT-110
     if priced.rounding_amount:
-        _el(sums, "ram:RoundingAmount", _amount(priced.rounding_amount))  # BT-114: to the deliberated total
+        _el(sums, "ram:RoundingAmount", _amount(priced.rounding_amount))  # BT-114, between BT-110 and BT-112
     _el(sums, "ram:GrandTotalAmount", _amount(priced.grand_total))  # BT-112
     _el(sums, "ram:TotalPrepaidAmount", "0.00")  # BT-113
-    _el(sums, "ram:DuePayableAmount", _amount(priced.total_ttc))  # BT-115
+    _el(sums, "ram:DuePayableAmount", _amount(doc.amount_due))  # BT-115 = BT-112 − BT-113 + BT-114 (BR-CO-16)
 
 
 def build_cii(doc: Facture | Avoir) -> bytes:
@@ -169,32 +227,34 @@ def build_cii(doc: Facture | Avoir) -> bytes:
     priced = doc.priced
     root = etree.Element(f"{{{RSM}}}CrossIndustryInvoice", nsmap=NSMAP)
     context = _el(root, "rsm:ExchangedDocumentContext")
+    process = _el(context, "ram:BusinessProcessSpecifiedDocumentContextParameter")
+    _el(process, "ram:ID", billing_frame(doc))  # BT-23, the billing frame (BR-FR-08)
     guideline = _el(context, "ram:GuidelineSpecifiedDocumentContextParameter")
     _el(guideline, "ram:ID", GUIDELINE_EN16931)  # BT-24
 
     header = _el(root, "rsm:ExchangedDocument")
-    _el(header, "ram:ID", doc.number)  # BT-1
-    _el(header, "ram:TypeCode", TYPE_CREDIT_NOTE if is_credit else TYPE_INVOICE)  # BT-3
+    _el(header, "ram:ID", doc.number)  # BT-1 (BR-FR-01/02: at most 35 characters, letters, digits, + - _ /)
+    _el(header, "ram:TypeCode", TYPE_CREDIT_NOTE if is_credit else TYPE_INVOICE)  # BT-3 (BR-FR-04)
     _date(header, "ram:IssueDateTime", doc.issue_date)  # BT-2
-    for text in _notes(doc):
+    for text, subject in _notes(doc):
         note = _el(header, "ram:IncludedNote")
         _el(note, "ram:Content", text)  # BT-22
+        _opt(note, "ram:SubjectCode", subject)  # BT-21
 
     transaction = _el(root, "rsm:SupplyChainTradeTransaction")
     for line in priced.lines:
         _line(transaction, line, priced)
 
     agreement = _el(transaction, "ram:ApplicableHeaderTradeAgreement")
-    if doc.collectivity.chorus_service_code:
-        _el(agreement, "ram:BuyerReference", doc.collectivity.chorus_service_code)  # BT-10
+    _opt(agreement, "ram:BuyerReference", doc.collectivity.chorus_service_code)  # BT-10
     _seller(agreement, doc.issuer, priced)
     _buyer(agreement, doc.collectivity)
-    if doc.commitment_number:
+    if doc.commitment_number and doc.commitment_number.strip():
         order = _el(agreement, "ram:BuyerOrderReferencedDocument")
-        _el(order, "ram:IssuerAssignedID", doc.commitment_number)  # BT-13
-    if doc.contract_reference:
+        _el(order, "ram:IssuerAssignedID", doc.commitment_number.strip())  # BT-13
+    if doc.contract_reference and doc.contract_reference.strip():
         contract = _el(agreement, "ram:ContractReferencedDocument")
-        _el(contract, "ram:IssuerAssignedID", doc.contract_reference)  # BT-12
+        _el(contract, "ram:IssuerAssignedID", doc.contract_reference.strip())  # BT-12
 
     delivery = _el(transaction, "ram:ApplicableHeaderTradeDelivery")
     event = _el(delivery, "ram:ActualDeliverySupplyChainEvent")
@@ -212,22 +272,31 @@ def build_cii(doc: Facture | Avoir) -> bytes:
     terms = _el(settlement, "ram:SpecifiedTradePaymentTerms")
     _el(terms, "ram:Description", _payment_terms(doc))  # BT-20
     _date(terms, "ram:DueDateDateTime", doc.due_date)  # BT-9
-    _totals(settlement, priced)
+    _totals(settlement, doc)
     if isinstance(doc, Avoir):
         ref = _el(settlement, "ram:InvoiceReferencedDocument")  # BG-3
         _el(ref, "ram:IssuerAssignedID", doc.invoice_number)  # BT-25
         _date(ref, "ram:FormattedIssueDateTime", doc.invoice_date, qualified=True)  # BT-26
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    xml: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return xml
 
 
-def _notes(doc: Facture | Avoir) -> list[str]:
-    notes = [doc.subject]
+def _notes(doc: Facture | Avoir) -> list[tuple[str, str | None]]:
+    """The header notes (BT-22) with their subject code (BT-21): free notes first, then the three legal
+    mentions of BR-FR-05, each once (BR-FR-06). Blank notes are left out."""
+    free: list[str | None] = [doc.subject]
     if isinstance(doc, Avoir):
-        notes.append(f"Avoir sur la facture {doc.invoice_number} : {doc.reason}")
-    elif doc.note:
-        notes.append(doc.note)
-    if doc.priced.vat.category == "O" and doc.priced.vat.exemption_reason:
-        notes.append(doc.priced.vat.exemption_reason)
+        free.append(f"Avoir sur la facture {doc.invoice_number} : {doc.reason}")
+    else:
+        free.append(doc.note)
+    if doc.priced.vat.category == "O":
+        free.append(doc.priced.vat.exemption_reason)
+    notes: list[tuple[str, str | None]] = [(text.strip(), None) for text in free if text and text.strip()]
+    notes += [
+        (doc.issuer.late_payment_note.strip(), NOTE_LATE_PAYMENT),
+        (doc.issuer.recovery_fee_note.strip(), NOTE_RECOVERY_FEE),
+        (doc.issuer.discount_note.strip(), NOTE_DISCOUNT),
+    ]
     return notes
 
 

@@ -16,6 +16,36 @@ from models.eligibility import Population
 from models.errors import InvalidInput
 from models.pricing import PricedDocument
 
+CENT = Decimal("0.01")
+
+# BT-23, the French billing frame ("cadre de facturation", BR-FR-08): the values the BR-FR-Flux2 schematron
+# accepts. The letter says what is sold (B goods, S services, M both), the digit the process: 1 an invoice to
+# pay (Chorus Pro's "A1 facture fournisseur"), 2 one already paid (BT-115 must then be 0, BR-FR-CO-09),
+# 4 the final invoice after a deposit, 8/9 multi-vendor and bilateral frames with their own line groups.
+BILLING_FRAMES = frozenset({
+    "B1", "S1", "M1", "B2", "S2", "M2", "S3", "B4", "S4", "M4",
+    "S5", "S6", "B7", "S7", "B8", "S8", "M8", "B9", "S9", "M9",
+})
+# The default for every issuer: what the syndicat and the CDGs invoice are services (mail, backup, licences,
+# support) billed before they are paid, deposited by the issuer itself — "S1". An invoice that also delivers
+# goods (the NAS) becomes "M1" (see `documents.cii.billing_frame`).
+DEFAULT_BILLING_FRAME = "S1"
+
+# The three legal mentions BR-FR-05 requires in the notes (BG-1) of every invoice and credit note. Both
+# parties are public bodies: a late payment by a public buyer follows the code de la commande publique
+# (moratory interest at the ECB rate + 8 points, a fixed recovery indemnity of 40 €), not the Code de
+# commerce (L. 441-10); recovery itself belongs to the issuer's public accountant. Issuer settings, to be
+# confirmed by each issuer's accountant, like the VAT regime.
+DEFAULT_LATE_PAYMENT_NOTE = (  # PMD
+    "Pénalités de retard : intérêts moratoires dus de plein droit au taux de la Banque centrale européenne "
+    "majoré de 8 points (articles L. 2192-13 et R. 2192-31 du code de la commande publique)."
+)
+DEFAULT_RECOVERY_FEE_NOTE = (  # PMT
+    "Indemnité forfaitaire pour frais de recouvrement en cas de retard de paiement : 40 € "
+    "(articles L. 2192-13 et D. 2192-35 du code de la commande publique)."
+)
+DEFAULT_DISCOUNT_NOTE = "Pas d'escompte pour paiement anticipé."  # AAB
+
 
 @dataclass(frozen=True)
 class Signatory:
@@ -48,13 +78,37 @@ class Issuer:
     phone: str | None = None
     website: str | None = None
     logo_svg: str | None = None  # an SVG document; printed in the header when given
+    billing_frame: str = DEFAULT_BILLING_FRAME  # BT-23, a setting per issuer (its channel decides the process)
+    late_payment_note: str = DEFAULT_LATE_PAYMENT_NOTE  # BT-22 with subject PMD
+    recovery_fee_note: str = DEFAULT_RECOVERY_FEE_NOTE  # BT-22 with subject PMT
+    discount_note: str = DEFAULT_DISCOUNT_NOTE  # BT-22 with subject AAB
+
+    def __post_init__(self) -> None:
+        if self.billing_frame not in BILLING_FRAMES:
+            raise InvalidInput(
+                f"cadre de facturation (BT-23) inconnu : {self.billing_frame!r} ; "
+                f"valeurs admises : {', '.join(sorted(BILLING_FRAMES))}"
+            )
+        for what, text in (("pénalités de retard", self.late_payment_note),
+                           ("indemnité de recouvrement", self.recovery_fee_note),
+                           ("escompte", self.discount_note)):
+            if not text.strip():
+                raise InvalidInput(f"la mention « {what} » d'une facture ne peut pas être vide (BR-FR-05)")
 
     @classmethod
     def from_identity(cls, identity: IdentityLike, **extra: Any) -> Issuer:
-        """Build from a `mairie.settings.IssuerIdentity` (or anything with the same fields)."""
+        """Build from a `mairie.settings.IssuerIdentity` (or anything with the same fields).
+
+        The French settings (`billing_frame` and the three notes) are taken from the identity when it has
+        them, else the defaults above apply; `extra` overrides both.
+        """
         signatory = None
         if identity.signatory_name:
             signatory = Signatory(identity.signatory_name, identity.signatory_capacity, identity.signatory_email)
+        for name in OPTIONAL_SETTINGS:
+            value = getattr(identity, name, None)
+            if value is not None:
+                extra.setdefault(name, value)
         return cls(
             code=identity.code,
             name=identity.name,
@@ -72,6 +126,10 @@ class Issuer:
             payment_term_days=identity.payment_term_days,
             **extra,
         )
+
+
+# Issuer fields an identity may carry (mairie's settings do not have them yet): read when present.
+OPTIONAL_SETTINGS = ("billing_frame", "late_payment_note", "recovery_fee_note", "discount_note")
 
 
 class IdentityLike(Protocol):
@@ -163,8 +221,19 @@ class Facture:
     def due_date(self) -> date:
         return self.issue_date + timedelta(days=self.issuer.payment_term_days)
 
+    @property
+    def rounding_amount(self) -> Decimal:
+        """BT-114: the deliberated TTC total − (HT + VAT), a cent or two (`PricedDocument.rounding_amount`)."""
+        return self.priced.rounding_amount
+
+    @property
+    def amount_due(self) -> Decimal:
+        """BT-115, the amount to pay: the total with VAT (BT-112) plus the rounding amount (BT-114)."""
+        return self.priced.amount_due
+
     def __post_init__(self) -> None:
         _check_positive_totals(self.priced, "facture")
+        _check_rounding(self.priced, self.priced.rounding_amount, "facture")
         if (self.period_start is None) != (self.period_end is None):
             raise InvalidInput("la période facturée doit avoir un début et une fin")
 
@@ -190,8 +259,19 @@ class Avoir:
     def due_date(self) -> date:
         return self.issue_date + timedelta(days=self.issuer.payment_term_days)
 
+    @property
+    def rounding_amount(self) -> Decimal:
+        """BT-114, as on an invoice."""
+        return self.priced.rounding_amount
+
+    @property
+    def amount_due(self) -> Decimal:
+        """BT-115, the amount credited: the total with VAT (BT-112) plus the rounding amount (BT-114)."""
+        return self.priced.amount_due
+
     def __post_init__(self) -> None:
         _check_positive_totals(self.priced, "avoir")
+        _check_rounding(self.priced, self.priced.rounding_amount, "avoir")
         if not self.reason.strip():
             raise InvalidInput("un avoir doit dire pourquoi il corrige la facture")
 
@@ -276,3 +356,10 @@ def _check_positive_totals(priced: PricedDocument, what: str) -> None:
         raise InvalidInput(f"un(e) {what} doit avoir au moins une ligne")
     if priced.total_ttc < Decimal(0):
         raise InvalidInput(f"le total d'un(e) {what} ne peut pas être négatif ; un avoir corrige une facture")
+
+
+def _check_rounding(priced: PricedDocument, rounding: Decimal, what: str) -> None:
+    if not isinstance(rounding, Decimal) or rounding != rounding.quantize(CENT):
+        raise InvalidInput(f"l'arrondi d'un(e) {what} est un montant en euros au centime près : {rounding!r}")
+    if priced.total_ttc < Decimal(0):
+        raise InvalidInput(f"l'arrondi rendrait négatif le montant à payer d'un(e) {what}")

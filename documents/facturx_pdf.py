@@ -16,7 +16,7 @@ def embed_facturx(pdf: bytes, xml: bytes, *, title: str, author: str) -> bytes:
         "title": title,
         "subject": title,
     }
-    return generate_from_binary(
+    facturx: bytes = generate_from_binary(
         pdf,
         xml,
         flavor="factur-x",
@@ -25,3 +25,4 @@ def embed_facturx(pdf: bytes, xml: bytes, *, title: str, author: str) -> bytes:
         pdf_metadata=metadata,
         lang="fr-FR",
     )
+    return facturx

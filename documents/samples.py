@@ -9,9 +9,12 @@ real grid of 10 July 2025. The issuers are passed in (the CLI gives those of the
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import TypeVar
 
 from documents.data import (
     Avoir,
@@ -221,3 +224,13 @@ def sample_avoir(syndicat: Issuer, cdg: Issuer) -> Avoir:
         commitment_number=facture.commitment_number,
         contract_reference=facture.contract_reference,
     )
+
+
+DocT = TypeVar("DocT", Facture, Avoir)
+
+
+def with_rounding(doc: DocT, amount: Decimal) -> DocT:
+    """The same document whose deliberated total differs from HT + VAT by `amount` (BT-114), as when the
+    deliberated TTC prices do not divide evenly by the VAT rate."""
+    priced = dataclasses.replace(doc.priced, total_ttc=doc.priced.total_ttc + amount)
+    return dataclasses.replace(doc, priced=priced)

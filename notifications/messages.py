@@ -143,7 +143,10 @@ def build(
 
 def documented_keys(name: str) -> tuple[ContextKey, ...]:
     """The context keys listed in the header comment of `<name>.txt`."""
-    source, _, _ = environment().loader.get_source(environment(), f"{name}.txt")  # type: ignore[union-attr]
+    env = environment()
+    if env.loader is None:  # never: the environment is built with a PackageLoader
+        raise RuntimeError("the notifications environment has no template loader")
+    source, _, _ = env.loader.get_source(env, f"{name}.txt")
     header = source.split("#}", 1)[0]
     keys = []
     for match in re.finditer(r"^\s+(\w+)(\s+\(optional\))?\s*:\s*(.+)$", header, re.MULTILINE):

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -56,7 +56,8 @@ class RetryPolicy:
 
     def delay(self, attempts: int) -> timedelta:
         """The wait after the `attempts`-th failed attempt: 30 s, 1 min, 2 min… up to 1 h."""
-        return min(self.first_delay * (2 ** max(attempts - 1, 0)), self.max_delay)
+        factor: int = 2 ** max(attempts - 1, 0)  # int ** int is typed Any (a negative power is a float)
+        return min(self.first_delay * factor, self.max_delay)
 
 
 @dataclass(frozen=True)
@@ -269,18 +270,20 @@ def due_ids(engine: Engine, now: datetime, limit: int) -> list[int]:
 
 def _claim(engine: Engine, row_id: int, now: datetime, lease: timedelta) -> OutboxMessage | None:
     """Take the row for this dispatcher by pushing its next attempt past the lease; None if taken."""
-    with UnitOfWork(engine) as uow:
-        result = uow.session.execute(
-            update(OutboxMessage)
-            .where(
-                col(OutboxMessage.id) == row_id,
-                col(OutboxMessage.status) == PENDING,
-                col(OutboxMessage.next_attempt_at) <= now,
-            )
-            .values(next_attempt_at=now + lease)
-            .execution_options(synchronize_session=False)
+    claim = (
+        update(OutboxMessage)
+        .where(
+            col(OutboxMessage.id) == row_id,
+            col(OutboxMessage.status) == PENDING,
+            col(OutboxMessage.next_attempt_at) <= now,
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        .values(next_attempt_at=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    with UnitOfWork(engine) as uow:
+        # An UPDATE gives a CursorResult (it has `rowcount`); sqlmodel's Session types it as a plain Result.
+        result = cast("CursorResult[Any]", uow.session.execute(claim))
+        if result.rowcount != 1:
             return None
         row = uow.session.get(OutboxMessage, row_id)
         uow.commit()

@@ -1,8 +1,10 @@
 """`mairie documents sample`: writes a PDF, refuses bad input with exit status 2 and no traceback."""
 
 import pytest
+from facturx import get_xml_from_pdf
 from typer.testing import CliRunner
 
+from documents import schematron
 from mairie.cli_documents import documents_app
 
 runner = CliRunner()
@@ -15,6 +17,9 @@ def test_sample_writes_a_pdf(tmp_path, kind):
     assert result.exit_code == 0, result.output
     assert target.read_bytes().startswith(b"%PDF-")
     assert "SHA-256" in result.output
+    if kind in ("facture", "avoir"):  # the sample's Factur-X XML passes the XSD, CEN and BR-FR rules
+        _name, xml = get_xml_from_pdf(target.read_bytes(), check_xsd=True)
+        assert schematron.check_all(xml) == []
 
 
 def test_sample_options(tmp_path):
@@ -22,6 +27,9 @@ def test_sample_options(tmp_path):
         target = tmp_path / "x.pdf"
         result = runner.invoke(documents_app, ["sample", *args, "--out", str(target)])
         assert result.exit_code == 0, result.output
+        if args[0] == "facture":
+            _name, xml = get_xml_from_pdf(target.read_bytes(), check_xsd=True)
+            assert schematron.check_all(xml) == []
 
 
 @pytest.mark.parametrize(

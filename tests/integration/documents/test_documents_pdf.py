@@ -3,6 +3,7 @@
 import dataclasses
 import io
 import re
+from decimal import Decimal
 
 import pytest
 from facturx import get_xml_from_pdf, xml_check_xsd
@@ -12,7 +13,7 @@ from documents import facturx_rules, render_avoir, render_convention, render_dev
 from documents.api import FACTURX_VARIANT, facture_html
 from documents.data import Issuer, Signatory
 from documents.rendering import html_to_pdf
-from documents.samples import sample_avoir, sample_convention, sample_devis, sample_facture
+from documents.samples import sample_avoir, sample_convention, sample_devis, sample_facture, with_rounding
 from mairie.settings import Settings
 
 SETTINGS = Settings()
@@ -71,6 +72,7 @@ def test_facture_is_factur_x_en16931_and_pdfa3():
     assert xml_check_xsd(xml, flavor="factur-x", level="en16931")
     assert facturx_rules.check(xml) == []
     assert schematron.errors(xml) == []
+    assert schematron.french_errors(xml) == []
     xmp = xmp_of(pdf)
     assert "<pdfaid:part>3</pdfaid:part>" in xmp and "<pdfaid:conformance>B</pdfaid:conformance>" in xmp
     assert "EN 16931" in xmp  # fx:ConformanceLevel
@@ -81,6 +83,18 @@ def test_facture_is_factur_x_en16931_and_pdfa3():
     assert "FR76 3000 1007 9412 3456 7890 185" in text and "BDFEFRPPCCT" in text
     assert "EJ-2026-000318" in text and "FACTURES" in text  # commitment number, Chorus Pro service code
     assert "Total TTC 838,40 €" in text
+    assert "Arrondi" not in text  # no rounding amount on this invoice
+    assert "Indemnité forfaitaire pour frais de recouvrement en cas de retard de paiement : 40 €" in text  # PMT
+    assert "Pas d'escompte pour paiement anticipé." in text  # AAB
+
+
+def test_a_rounding_amount_is_printed_and_makes_the_amount_to_pay():
+    facture = with_rounding(sample_facture(SYNDICAT, CDG), Decimal("-0.01"))
+    pdf = render_facture(facture)
+    _name, xml = get_xml_from_pdf(pdf, check_xsd=True)
+    assert schematron.check_all(xml) == []
+    text = text_of(pdf)
+    assert "Total TTC 838,40 € Arrondi -0,01 € Net à payer 838,39 €" in text
 
 
 def test_a_long_invoice_breaks_across_pages_with_the_header_row_repeated():
@@ -101,6 +115,7 @@ def test_cdg_facture_outside_scope():
     pdf = render_facture(sample_facture(SYNDICAT, CDG, support=True))
     _name, xml = get_xml_from_pdf(pdf)
     assert b"VATEX-EU-O" in xml
+    assert schematron.check_all(xml) == []
     text = text_of(pdf)
     assert "TVA non applicable — article 256 B du CGI" in text and "Net à payer 150,00 €" in text
 
@@ -112,6 +127,7 @@ def test_avoir_references_the_invoice():
     assert b"<ram:TypeCode>381</ram:TypeCode>" in xml
     assert avoir.invoice_number.encode() in xml
     assert schematron.errors(xml) == []
+    assert schematron.french_errors(xml) == []
     assert "<pdfaid:part>3</pdfaid:part>" in xmp_of(pdf)
     text = text_of(pdf)
     assert "AVOIR" in text and f"Avoir sur la facture n° {avoir.invoice_number}" in text
@@ -129,6 +145,7 @@ def test_tricky_names_come_out_intact():
     assert "Mme Zoë L'Hôte-Müller <maire>" in text
     _name, xml = get_xml_from_pdf(pdf)
     assert b'Commune d\'\xc3\x89c\xc5\x93uilly-sur-Lys &lt;Nord&gt; &amp; "Fils"' in xml
+    assert schematron.check_all(xml) == []
 
 
 def test_signed_convention_has_parties_annex_and_evidence():

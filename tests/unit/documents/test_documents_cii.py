@@ -1,5 +1,5 @@
 """The CII XML of invoices and credit notes: XSD, the EN 16931 rules (own checker and the official
-schematron), and tampered XML caught by both."""
+schematron), the French CIUS rules (BR-FR schematron), and tampered XML caught by both."""
 
 import dataclasses
 from datetime import date
@@ -38,6 +38,8 @@ def test_samples_pass_xsd_rules_and_schematron(doc):
     assert xml_check_xsd(xml, flavor="factur-x", level="en16931")
     assert facturx_rules.check(xml) == []
     assert schematron.errors(xml) == []
+    assert schematron.french_errors(xml) == []
+    assert schematron.check_all(xml) == []
 
 
 def test_invoice_header_fields():
@@ -48,7 +50,15 @@ def test_invoice_header_fields():
     assert _xpath(xml, "//ram:ActualDeliverySupplyChainEvent//udt:DateTimeString") == ["20261204"]  # BT-72
     assert _xpath(xml, "//ram:BuyerReference") == ["FACTURES"]  # BT-10, Chorus Pro service code
     assert _xpath(xml, "//ram:BuyerOrderReferencedDocument/ram:IssuerAssignedID") == ["EJ-2026-000318"]
-    assert _xpath(xml, "//ram:BuyerTradeParty/ram:SpecifiedLegalOrganization/ram:ID") == [facture.collectivity.siret]
+    # Both parties: SIRET as global identifier (0009, BT-29/46), SIREN as legal registration (0002, BT-30/47).
+    buyer, seller = "//ram:BuyerTradeParty", "//ram:SellerTradeParty"
+    assert _xpath(xml, f"{buyer}/ram:GlobalID[@schemeID='0009']") == [facture.collectivity.siret]
+    assert _xpath(xml, f"{buyer}/ram:SpecifiedLegalOrganization/ram:ID[@schemeID='0002']") == [
+        facture.collectivity.siren
+    ]
+    assert _xpath(xml, f"{seller}/ram:GlobalID[@schemeID='0009']") == [facture.issuer.siret]
+    assert _xpath(xml, f"{seller}/ram:SpecifiedLegalOrganization/ram:ID[@schemeID='0002']") == [facture.issuer.siren]
+    assert _xpath(xml, "//ram:BusinessProcessSpecifiedDocumentContextParameter/ram:ID") == ["S1"]  # BT-23
     assert _xpath(xml, "//ram:DueDateDateTime/udt:DateTimeString") == ["20270106"]  # issue + 30 days
     assert _xpath(xml, "//ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:GrandTotalAmount") == [
         f"{facture.priced.total_ttc:.2f}"
@@ -172,6 +182,7 @@ def test_random_baskets_satisfy_the_en16931_totals(basket, renewal):
     xml = build_cii(_invoice(priced))
     assert facturx_rules.check(xml) == []
     assert schematron.errors(xml) == []
+    assert schematron.french_errors(xml) == []
     expected_ttc = sum((d.total_ttc for d in drafts), Decimal("0"))
     # the amount due is the deliberated TTC, to the cent; BT-112 is nets + VAT, BT-114 the gap between them
     assert _xpath(xml, f"{SUMS}/ram:DuePayableAmount") == [f"{expected_ttc:.2f}"]
@@ -191,6 +202,7 @@ def test_any_support_fee_gives_a_valid_outside_scope_invoice(fee):
     xml = build_cii(_invoice(priced))
     assert facturx_rules.check(xml) == []
     assert schematron.errors(xml) == []
+    assert schematron.french_errors(xml) == []
 
 
 def test_negative_total_is_refused():

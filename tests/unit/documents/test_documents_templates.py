@@ -6,7 +6,7 @@ from jinja2 import UndefinedError
 from documents import rendering
 from documents.api import devis_html
 from documents.data import Issuer
-from documents.samples import sample_devis
+from documents.samples import sample_devis, with_rounding
 from mairie.settings import Settings
 
 
@@ -73,3 +73,43 @@ def test_convention_refuses_a_grid_not_yet_in_force_and_naive_times():
         dataclasses.replace(convention, signatures=convention.signatures + convention.signatures[:1])
     assert not convention.draft
     assert dataclasses.replace(convention, signatures=convention.signatures[:2]).draft
+
+
+def _text(html: str) -> str:
+    """The visible text of a document's HTML, entities decoded, spaces collapsed."""
+    import re
+    from html import unescape
+
+    return re.sub(r"[\s\xa0]+", " ", unescape(re.sub(r"<[^>]+>", " ", html)))
+
+
+def test_totals_print_the_rounding_amount_only_when_there_is_one():
+    from decimal import Decimal
+
+    from documents.api import avoir_html, facture_html
+    from documents.samples import sample_avoir, sample_facture
+
+    syndicat, cdg = _issuers()
+    facture = sample_facture(syndicat, cdg)
+    plain = _text(facture_html(facture))
+    assert "Arrondi" not in plain and "Total TTC 838,40 €" in plain
+    rounded = _text(facture_html(with_rounding(facture, Decimal("0.02"))))
+    assert "Total TTC 838,40 € Arrondi 0,02 € Net à payer 838,42 €" in rounded
+    support = sample_facture(syndicat, cdg, support=True)
+    outside = _text(facture_html(with_rounding(support, Decimal("-0.01"))))
+    assert "TVA non applicable Arrondi -0,01 € Net à payer 149,99 €" in outside
+    avoir = with_rounding(sample_avoir(syndicat, cdg), Decimal("0.01"))
+    credited = _text(avoir_html(avoir))
+    assert f"Le montant de cet avoir, {_text(rendering.environment().filters['money'](avoir.amount_due))}" in credited
+    assert "Arrondi 0,01 €" in credited
+
+
+def test_invoices_and_credit_notes_print_the_three_legal_mentions():
+    from documents.api import avoir_html, facture_html
+    from documents.samples import sample_avoir, sample_facture
+
+    syndicat, cdg = _issuers()
+    for html in (facture_html(sample_facture(syndicat, cdg)), avoir_html(sample_avoir(syndicat, cdg))):
+        text = _text(html)
+        for mention in (syndicat.late_payment_note, syndicat.recovery_fee_note, syndicat.discount_note):
+            assert mention in text
