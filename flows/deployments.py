@@ -20,7 +20,7 @@ class DeploymentSpec:
 
     def load(self) -> Callable[..., Any]:
         module, _, attr = self.entrypoint.partition(":")
-        return getattr(__import__(module, fromlist=[attr]), attr)  # type: ignore[no-any-return]
+        return getattr(__import__(module, fromlist=[attr]), attr)
 
 
 def catalogue(renewal_month: int = 1, renewal_day: int = 15) -> list[DeploymentSpec]:
