@@ -428,7 +428,7 @@ def seed(settings: Settings, entries: Iterable[SeedEntry], *, year: int, chunk: 
         with Session(bind=connection) as session:
             grids = stored_grids(session)
         grids_table = table_of(PriceGrid)
-        grid_ids: dict[str, int] = dict(connection.execute(select(grids_table.c.code, grids_table.c.id)).tuples())
+        grid_ids: dict[str, int] = dict(connection.execute(select(grids_table.c.code, grids_table.c.id)).tuples().all())
         communes = _Communes(connection)
         taken: set[str] = set(connection.execute(select(table_of(Collectivity).c.siren)).scalars())
         numbers = _Numbers(connection, year)
