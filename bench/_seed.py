@@ -74,6 +74,7 @@ from models.entities import (
 from models.numbering import format_number
 from models.pricing import BasketLine, PricedDocument, quote_preview
 from models.reference_data import COMMUNES_FILE, stored_grids
+from models.types import table_of
 
 ESTABLISHMENT_KINDS = (
     "CCAS de",
@@ -310,7 +311,7 @@ class _Writer:
         """Insert `rows`, returning their new ids in order (insertmanyvalues, one round trip per batch)."""
         if not rows:
             return []
-        table = model.__table__  # type: ignore[attr-defined]
+        table = table_of(model)
         self.rows += len(rows)
         if "id" not in table.c:
             self.connection.execute(insert(table), list(rows))
@@ -325,7 +326,7 @@ class _Numbers:
     def __init__(self, connection: Any, year: int) -> None:
         self.connection = connection
         self.year = year
-        table = NumberSequence.__table__  # type: ignore[attr-defined]
+        table = table_of(NumberSequence)
         rows = connection.execute(select(table).where(table.c.year == year)).all()
         self.last = {(r.issuer_code, r.doc_kind): r.last_value for r in rows}
 
@@ -335,7 +336,7 @@ class _Numbers:
         return format_number(issuer, kind, self.year, value)
 
     def save(self) -> None:
-        table = NumberSequence.__table__  # type: ignore[attr-defined]
+        table = table_of(NumberSequence)
         dialect = self.connection.dialect.name
         insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
         for (issuer, kind), value in self.last.items():
@@ -392,11 +393,11 @@ class _Communes:
     `models.directory.find` returns for that commune on that date (same population rule)."""
 
     def __init__(self, connection: Any) -> None:
-        pop_table = CommunePopulation.__table__  # type: ignore[attr-defined]
+        pop_table = table_of(CommunePopulation)
         self.populations: dict[str, list[Any]] = {}
         for row in connection.execute(select(pop_table).order_by(pop_table.c.vintage)):
             self.populations.setdefault(row.insee_code, []).append(row)
-        self.rows = {c.insee_code: c for c in connection.execute(select(Commune.__table__))}  # type: ignore[attr-defined]
+        self.rows = {c.insee_code: c for c in connection.execute(select(table_of(Commune)))}
 
     def found(self, insee_code: str, on: date) -> Found:
         commune = self.rows[insee_code]
@@ -426,9 +427,10 @@ def seed(settings: Settings, entries: Iterable[SeedEntry], *, year: int, chunk: 
 
         with Session(bind=connection) as session:
             grids = stored_grids(session)
-        grid_ids = dict(connection.execute(select(PriceGrid.code, PriceGrid.id)).all())  # type: ignore[call-overload]
+        grids_table = table_of(PriceGrid)
+        grid_ids: dict[str, int] = dict(connection.execute(select(grids_table.c.code, grids_table.c.id)).tuples().all())
         communes = _Communes(connection)
-        taken = set(connection.execute(select(Collectivity.siren)).scalars())  # type: ignore[call-overload]
+        taken: set[str] = set(connection.execute(select(table_of(Collectivity).c.siren)).scalars())
         numbers = _Numbers(connection, year)
         writer = _Writer(connection)
         for start in range(0, len(entries), chunk):
@@ -682,7 +684,8 @@ def _write(
             for p, conv in zip(part, convention_ids, strict=True)
         ],
     )
-    services = {p.entry.identifier: next((q for q in p.quotes if q.issuer == syndicat.code), None) for p in part}
+    # the syndicat's quote lines of each collectivity (none when it has no syndicat quote)
+    services = {p.entry.identifier: next((q.lines for q in p.quotes if q.issuer == syndicat.code), ()) for p in part}
     w.insert(
         ProvisioningOrderItem,
         [
@@ -696,7 +699,7 @@ def _write(
                 delivered_by="seed",
             )
             for p, oid in zip(part, order_ids, strict=True)
-            for line in (services[p.entry.identifier].lines if services[p.entry.identifier] else ())
+            for line in services[p.entry.identifier]
         ],
     )
     subscription_ids = w.insert(

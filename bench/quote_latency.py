@@ -26,6 +26,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -51,7 +52,7 @@ def breakdown(run_id: str, kind: str, submitted_at: float) -> str:
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
-        run = client.read_task_run(run_id) if kind == "task-run" else client.read_flow_run(run_id)  # type: ignore[arg-type]
+        run = client.read_task_run(UUID(run_id)) if kind == "task-run" else client.read_flow_run(UUID(run_id))
     if run.start_time is None:
         return ""
     start = run.start_time.timestamp()
@@ -64,7 +65,7 @@ def forms(n: int) -> list[Any]:
     import random
 
     from bench._seed import realistic_basket, reference_communes
-    from mairie.schemas import RequestForm
+    from mairie.schemas import RequestedItem, RequestForm
 
     rng = random.Random(62)
     small = [c for c in reference_communes() if int(c["population_totale"]) < 3500]
@@ -75,7 +76,7 @@ def forms(n: int) -> list[Any]:
         result.append(
             RequestForm(
                 collectivity=commune["insee_code"],
-                items=[{"code": b.code, "quantity": b.quantity} for b in basket],
+                items=[RequestedItem(code=b.code, quantity=b.quantity) for b in basket],
                 signatory_name="Jeanne Dupont",
                 signatory_email=f"maire{commune['insee_code']}@exemple.fr",
             )
@@ -106,7 +107,7 @@ def main() -> None:
         os.environ.update(MAIRIE_DATA_DIR=str(folder / "data"), MAIRIE_SMTP_PORT=str(server.port))
         os.environ.pop("MAIRIE_DATABASE_URL", None)
         os.environ.pop("MAIRIE_MAIL_DIR", None)
-        settings = Settings(_env_file=None, data_dir=folder / "data", smtp_port=server.port, mail_dir=folder / "mail")  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, data_dir=folder / "data", smtp_port=server.port, mail_dir=folder / "mail")
         from mairie.services.setup import initialise
 
         initialise(settings)

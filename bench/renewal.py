@@ -65,7 +65,7 @@ def peak_rss_mb() -> float:
 def child_settings() -> Any:
     from mairie.settings import Settings
 
-    return Settings(_env_file=None)  # type: ignore[call-arg]
+    return Settings(_env_file=None)
 
 
 def warm_up() -> None:
@@ -231,11 +231,14 @@ def _factures(settings: Any, subscription_ids: list[int]) -> Any:
         ).all()
         for invoice in invoices:
             subscription = s.get(Subscription, invoice.subscription_id)
-            _coll, plan = renewal.plan_for(settings, uow, subscription, year, grids)  # type: ignore[arg-type]
+            assert subscription is not None  # a renewal invoice bills a subscription
+            _coll, plan = renewal.plan_for(settings, uow, subscription, year, grids)
             priced = next(d for d in plan.documents if d.issuer == invoice.issuer_code)
             collectivity = s.get(Collectivity, invoice.collectivity_id)
-            convention = s.get(Convention, subscription.convention_id)  # type: ignore[union-attr]
-            request = s.get(ServiceRequest, convention.request_id)  # type: ignore[union-attr]
+            convention = s.get(Convention, subscription.convention_id)
+            assert collectivity is not None and convention is not None  # foreign keys
+            request = s.get(ServiceRequest, convention.request_id)
+            assert request is not None
             identity = uow.issuers.get(invoice.issuer_code)
             yield (
                 paperwork.doc.Facture(
@@ -243,12 +246,12 @@ def _factures(settings: Any, subscription_ids: list[int]) -> Any:
                     issue_date=invoice.issued_on,
                     delivery_date=invoice.delivery_date,
                     issuer=paperwork.issuer_doc(identity),
-                    collectivity=paperwork.collectivity_doc(collectivity, request),  # type: ignore[arg-type]
+                    collectivity=paperwork.collectivity_doc(collectivity, request),
                     priced=priced,
                     period_start=date(year, 1, 1),
                     period_end=date(year, 12, 31),
                     commitment_number=invoice.commitment_number,
-                    contract_reference=convention.reference,  # type: ignore[union-attr]
+                    contract_reference=convention.reference,
                 ),
                 invoice.deposited_path,
             )
@@ -369,7 +372,7 @@ class Child:
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
-            raise SystemExit(f"child {self.proc.args} died (exit {self.proc.wait()})")
+            raise SystemExit(f"child {self.proc.args!r} died (exit {self.proc.wait()})")
         return dict(json.loads(line))
 
     def end(self) -> dict[str, Any]:
@@ -387,7 +390,8 @@ def subscription_ids(settings: Any) -> list[int]:
     from models.entities import Subscription
 
     with unit_of_work(settings) as uow:
-        return list(uow.session.exec(select(Subscription.id).order_by(col(Subscription.id))).all())  # type: ignore[arg-type]
+        ids = uow.session.exec(select(col(Subscription.id)).order_by(col(Subscription.id))).all()
+        return [i for i in ids if i is not None]  # a primary key is never NULL
 
 
 def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -409,7 +413,7 @@ def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
             }
             if args.render_processes is not None:
                 env["MAIRIE_RENDER_PROCESSES"] = str(args.render_processes)
-            settings = Settings(_env_file=None, data_dir=folder / "data", database_url=db.url, smtp_port=server.port)  # type: ignore[call-arg]
+            settings = Settings(_env_file=None, data_dir=folder / "data", database_url=db.url, smtp_port=server.port)
             t0 = time.perf_counter()
             initialise(settings)
             report = seed_live(settings, n, year=YEAR)

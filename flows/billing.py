@@ -17,6 +17,7 @@ from mairie.services import dunning, invoicing, renewal
 from mairie.services.channels import folder
 from mairie.services.mail import dispatch
 from mairie.settings import get_settings
+from models.money import ZERO
 
 
 class CampaignApproval(RunInput):
@@ -90,7 +91,7 @@ def publish_review(result: renewal.CampaignReview) -> None:
         "|---|---|---|",
     ]
     for issuer in sorted(set(totals) | set(last)):
-        lines.append(f"| {issuer} | {euros(last.get(issuer, 0))} | {euros(totals.get(issuer, 0))} |")
+        lines.append(f"| {issuer} | {euros(last.get(issuer, ZERO))} | {euros(totals.get(issuer, ZERO))} |")
     create_markdown_artifact(
         key=f"totaux-renouvellement-{result.year}",
         markdown="\n".join(lines),

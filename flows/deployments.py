@@ -3,9 +3,11 @@ declares for a worker (a test checks that both name the same flows and schedules
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from prefect import Flow
 
 TIMEZONE = "Europe/Paris"
 
@@ -18,9 +20,10 @@ class DeploymentSpec:
     interval_s: int | None = None
     description: str = ""
 
-    def load(self) -> Callable[..., Any]:
+    def load(self) -> Flow[..., Any]:
+        """The flow the entrypoint names."""
         module, _, attr = self.entrypoint.partition(":")
-        return getattr(__import__(module, fromlist=[attr]), attr)  # type: ignore[no-any-return]
+        return getattr(__import__(module, fromlist=[attr]), attr)
 
 
 def catalogue(renewal_month: int = 1, renewal_day: int = 15) -> list[DeploymentSpec]:

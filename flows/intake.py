@@ -89,7 +89,7 @@ def operator_input(outcome: svc.RequestOutcome) -> type[RunInput]:
         Field(default="", title="Commentaire", description="Justification du montant (gardée au dossier)"),
     )
     fields["operateur"] = (str, Field(default="opérateur", title="Opérateur", description="Votre nom"))
-    return create_model("MontantsSurDevis", __base__=RunInput, **fields)  # type: ignore[call-overload, no-any-return]
+    return create_model("MontantsSurDevis", __base__=RunInput, **fields)
 
 
 def _field(code: str) -> str:
@@ -172,7 +172,8 @@ def _process_run_name() -> str:
     request_id = params.get("request_id")
     label = str(request_id)
     with contextlib.suppress(Exception):  # a name is cosmetic: never fail a run for it
-        label = svc.request_label(get_settings(), int(request_id))  # type: ignore[arg-type]
+        if request_id is not None:
+            label = svc.request_label(get_settings(), int(request_id))
     return f"traitement-{label}-{datetime.now(PARIS):%Y%m%d-%H%M%S}"
 
 

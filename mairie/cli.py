@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypedDict, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -35,19 +35,20 @@ app.add_typer(quote_app, name="quote")
 
 out = Console()
 err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"[bold red]Erreur :[/] {message}", highlight=False)
     raise typer.Exit(code)
 
 
-def handles_errors(func: F) -> F:
+def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn domain, settings and storage errors into a message and a non-zero exit status."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         except StorageUnavailable as exc:
@@ -63,7 +64,7 @@ def handles_errors(func: F) -> F:
         except ValueError as exc:
             fail(str(exc))
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def settings() -> Settings:
@@ -148,8 +149,8 @@ def eligibility(
     if e.band:
         out.print(f"Strate : {e.band.label}")
     out.print(f"Accompagnement : {euros(e.support_fee) + ' par an' if e.support_fee is not None else 'sur devis'}")
-    for reason in e.on_quote:
-        out.print(f"[yellow]Sur devis :[/] {reason.message}")
+    for on_quote in e.on_quote:
+        out.print(f"[yellow]Sur devis :[/] {on_quote.message}")
 
 
 @quote_app.command("preview")
@@ -247,15 +248,17 @@ def request_submit(
 
     basket = parse_basket(items)
     try:
-        form = RequestForm(
-            collectivity=identifier,
-            items=[{"code": b.code, "quantity": b.quantity} for b in basket],
-            signatory_name=signatory_name,
-            signatory_email=signatory_email,
-            signatory_capacity=signatory_capacity,
-            siret=siret,
-            chorus_service_code=chorus_service_code,
-            commitment_number=commitment_number,
+        form = RequestForm.model_validate(
+            {
+                "collectivity": identifier,
+                "items": [{"code": b.code, "quantity": b.quantity} for b in basket],
+                "signatory_name": signatory_name,
+                "signatory_email": signatory_email,
+                "signatory_capacity": signatory_capacity,
+                "siret": siret,
+                "chorus_service_code": chorus_service_code,
+                "commitment_number": commitment_number,
+            }
         )
     except ValidationError as exc:
         raise InvalidInput(validation_message(exc)) from None
@@ -626,7 +629,7 @@ def up(
             )
             from prefect import serve
 
-            serve(*stack.deployments(s), print_starting_message=False)  # type: ignore[arg-type]
+            serve(*stack.deployments(s), print_starting_message=False)
         except KeyboardInterrupt:
             pass
         finally:
@@ -702,6 +705,17 @@ def request_requote(
     out.print(f"Nouvelle version : {', '.join(q.number for q in result.quotes)} ; convention {result.convention}")
 
 
+class UndeliveredMail(TypedDict):
+    """One line of `mairie mail undelivered` (and of its JSON)."""
+
+    id: int | None
+    kind: str
+    to: list[str]
+    subject: str
+    attempts: int
+    error: str | None
+
+
 @mail_app.command("undelivered")
 @handles_errors
 def mail_undelivered(as_json: bool = typer.Option(False, "--json", help="Sortie JSON")) -> None:
@@ -710,7 +724,7 @@ def mail_undelivered(as_json: bool = typer.Option(False, "--json", help="Sortie 
     from notifications.outbox import undelivered
 
     with unit_of_work(settings()) as uow:
-        rows = [
+        rows: list[UndeliveredMail] = [
             {
                 "id": r.id,
                 "kind": r.kind,

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Console
 from rich.table import Table
 
+from mairie.services.story import Story
 
-def print_story(out: Console, story: dict[str, Any]) -> None:
+
+def print_story(out: Console, story: Story) -> None:
     c = story["collectivity"]
     out.print(
         f"[bold]{c['name']}[/] — {c['kind']}, SIREN {c['siren']}"

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from rich.console import Console
@@ -23,6 +23,9 @@ from mairie.database import unit_of_work
 from mairie.settings import Settings
 from models.entities import Collectivity, Commune, CommunePopulation
 from notifications.mailserver import ReceivedMail, list_messages
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 # Small communes of Pas-de-Calais, tried in order: the first one without a request yet is used.
 CANDIDATES = ("62700", "62001", "62003", "62004", "62005", "62006", "62007", "62009", "62010", "62011")
@@ -105,15 +108,20 @@ class Demo:
         for line in lines:
             self.out.print(f"   {line}", highlight=False)
 
-    def run_deployment(self, name: str, parameters: dict[str, Any], wait: bool = True) -> Any:
+    def run_deployment(self, name: str, parameters: dict[str, Any], wait: bool = True) -> FlowRun:
+        from prefect.client.schemas.objects import FlowRun
         from prefect.deployments import run_deployment
 
         run = run_deployment(f"{name}/{name}", parameters=parameters, timeout=180 if wait else 0)
-        if wait and not run.state.is_completed():
-            raise DemoError(f"le run {run.name} ({name}) a fini en état {run.state.name} : {run.state.message}")
+        assert isinstance(run, FlowRun)  # called from synchronous code: no coroutine
+        if wait:
+            state = run.state
+            assert state is not None  # a flow run read back from the server has a state
+            if not state.is_completed():
+                raise DemoError(f"le run {run.name} ({name}) a fini en état {state.name} : {state.message}")
         return run
 
-    def ui(self, run: Any) -> str:
+    def ui(self, run: FlowRun) -> str:
         from prefect.settings import PREFECT_UI_URL
 
         return f"{PREFECT_UI_URL.value()}/runs/flow-run/{run.id}"
@@ -126,7 +134,7 @@ def run_demo(settings: Settings, out: Console) -> None:
     from prefect.client.orchestration import get_client
     from prefect.flow_runs import resume_flow_run
 
-    from mairie.schemas import RequestForm
+    from mairie.schemas import RequestedItem, RequestForm
     from mairie.services.story import collectivity_story
     from mairie.submission import submit
 
@@ -139,12 +147,12 @@ def run_demo(settings: Settings, out: Console) -> None:
     form = RequestForm(
         collectivity=code,
         items=[
-            {"code": "messagerie-5go", "quantity": 4},
-            {"code": "nom-de-domaine", "quantity": 1},
-            {"code": "page-internet", "quantity": 1},
-            {"code": "pack-antivirus-mdp", "quantity": 3},
-            {"code": "sauvegarde-mes-n1", "quantity": 1},
-            {"code": "sauvegarde-abo-n1", "quantity": 1},
+            RequestedItem(code="messagerie-5go", quantity=4),
+            RequestedItem(code="nom-de-domaine", quantity=1),
+            RequestedItem(code="page-internet", quantity=1),
+            RequestedItem(code="pack-antivirus-mdp", quantity=3),
+            RequestedItem(code="sauvegarde-mes-n1", quantity=1),
+            RequestedItem(code="sauvegarde-abo-n1", quantity=1),
         ],
         signatory_name="Camille Martin",
         signatory_email=mayor,
@@ -172,9 +180,7 @@ def run_demo(settings: Settings, out: Console) -> None:
 
     for party, issuer in (("CDG", settings.cdg62), ("syndicat", settings.syndicat)):
         address = issuer.signatory_email or issuer.email
-        mail = wait_for_mail(
-            folder, lambda m, a=address: a in m.to and "/approbation/" in _text(m), f"signature {party}"
-        )
+        mail = wait_for_mail(folder, _asks_signature(address), f"signature {party}")
         party_link = first_link(mail, "/approbation/")
         sign_through_page(party_link, f"Signataire {party}", "Président")
         demo.say(f"Contre-signature du {party}", f"courriel : {mail.path}", f"page : {party_link}")
@@ -211,11 +217,7 @@ def run_demo(settings: Settings, out: Console) -> None:
         "livraison-commande", {"order": order_number, "by": "Technicien LFN (démo)", "delivered_on": today.isoformat()}
     )
     invoices = [
-        wait_for_mail(
-            folder,
-            lambda m, i=issuer: mayor in m.to and any(f"{i}-FAC-" in a for a in m.attachments),
-            f"facture {issuer}",
-        )
+        wait_for_mail(folder, _invoice_mail(mayor, issuer), f"facture {issuer}")
         for issuer in ("LFN", settings.cdg62.code)
     ]
     demo.say(
@@ -276,6 +278,16 @@ def _sign_request_to(address: str) -> Callable[[ReceivedMail], bool]:
 
 def _with_attachment(address: str, fragment: str) -> Callable[[ReceivedMail], bool]:
     return lambda m: address in m.to and any(fragment in a for a in m.attachments)
+
+
+def _asks_signature(address: str) -> Callable[[ReceivedMail], bool]:
+    """A mail to `address` with a link to the approval page."""
+    return lambda m: address in m.to and "/approbation/" in _text(m)
+
+
+def _invoice_mail(mayor: str, issuer: str) -> Callable[[ReceivedMail], bool]:
+    """A mail to the mayor with an invoice of `issuer` attached."""
+    return lambda m: mayor in m.to and any(f"{issuer}-FAC-" in a for a in m.attachments)
 
 
 def _text(mail: ReceivedMail) -> str:

@@ -24,11 +24,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.error import URLError
 from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
 from mairie.settings import Settings
+
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -241,7 +245,7 @@ def serve_quote_tasks(settings: Settings, limit: int = 4, status_port: int | Non
     import gc
 
     gc.freeze()  # the warm imports and caches stay: keep them out of every full collection
-    serve(*QUOTE_TASKS, limit=limit, status_server_port=status_port)  # type: ignore[arg-type]
+    serve(*QUOTE_TASKS, limit=limit, status_server_port=status_port)
 
 
 def stop(process: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
@@ -257,8 +261,9 @@ def stop(process: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
         process.wait(5)
 
 
-def deployments(settings: Settings) -> list[object]:
+def deployments(settings: Settings) -> list[RunnerDeployment]:
     """Every deployment of the catalogue, with its schedule in Europe/Paris, ready for `serve`."""
+    from prefect.deployments.runner import RunnerDeployment
     from prefect.schedules import Cron, Interval
 
     from flows.deployments import TIMEZONE, catalogue
@@ -270,11 +275,11 @@ def deployments(settings: Settings) -> list[object]:
             schedules.append(Cron(spec.cron, timezone=TIMEZONE))
         if spec.interval_s:
             schedules.append(Interval(spec.interval_s, timezone=TIMEZONE))
-        result.append(
-            spec.load().to_deployment(  # type: ignore[attr-defined]
-                name=spec.name, schedules=schedules or None, description=spec.description, tags=["mairie-connectee"]
-            )
+        deployment = spec.load().to_deployment(
+            name=spec.name, schedules=schedules or None, description=spec.description, tags=["mairie-connectee"]
         )
+        assert isinstance(deployment, RunnerDeployment)  # called from synchronous code: no coroutine
+        result.append(deployment)
     return result
 
 

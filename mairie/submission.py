@@ -76,9 +76,11 @@ def process_here(settings: Settings, outcome: RequestOutcome, day: date) -> dict
 
 def start_deployment(request_id: int, day: date) -> tuple[str, str | None]:
     """Start the processing deployment without waiting; returns the run's id and UI link."""
+    from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
 
     run = run_deployment(PROCESS_DEPLOYMENT, parameters={"request_id": request_id, "on": day.isoformat()}, timeout=0)
+    assert isinstance(run, FlowRun)  # called from synchronous code: no coroutine
     return str(run.id), _ui_link("flow-run", str(run.id))
 
 

@@ -18,10 +18,18 @@ from typing import Any, Literal
 from models.errors import InvalidInput, NotFound
 
 ItemKind = Literal["yearly", "one_off", "first_year"]
-ITEM_KINDS: tuple[str, ...] = ("yearly", "one_off", "first_year")
+ITEM_KINDS: tuple[ItemKind, ...] = ("yearly", "one_off", "first_year")
 KIND_LABELS = {"yearly": "annuel", "one_off": "unique", "first_year": "première année"}
 SUPPORT_CODE = "accompagnement"
 GRIDS_DIR = Path(__file__).parent / "data" / "grids"
+
+
+def item_kind(value: str) -> ItemKind:
+    """The item kind a stored value names; InvalidInput when it is none of `ITEM_KINDS`."""
+    for kind in ITEM_KINDS:
+        if value == kind:
+            return kind
+    raise InvalidInput(f"type d'article « {value} » inconnu ({', '.join(ITEM_KINDS)})")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Literal
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from stdnum.exceptions import ValidationError
 from stdnum.fr import siren as stdnum_siren
 from stdnum.fr import siret as stdnum_siret
@@ -95,9 +95,8 @@ def _populations(found: Found, population_kind: str) -> tuple[Population | None,
 
 def population_in_force(session: Session, insee_code: str, on: date) -> CommunePopulation | None:
     """The legal population in force on a date: the latest vintage in force then, else the oldest known."""
-    rows = session.exec(
-        select(CommunePopulation).where(CommunePopulation.insee_code == insee_code).order_by(CommunePopulation.vintage)
-    ).all()
+    query = select(CommunePopulation).where(CommunePopulation.insee_code == insee_code)
+    rows = session.exec(query.order_by(col(CommunePopulation.vintage))).all()
     return vintage_in_force(rows, on)
 
 

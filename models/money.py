@@ -41,7 +41,8 @@ def parse_amount(text: str) -> Decimal:
         raise ValueError(f"« {text} » n'est pas un montant (exemples acceptés : 80, 80.50, 80,50)") from None
     if not value.is_finite():
         raise ValueError(f"« {text} » n'est pas un montant")
-    if value.as_tuple().exponent < -2:  # type: ignore[operator]
+    exponent = value.as_tuple().exponent  # an int for a finite value ('n', 'N' or 'F' otherwise)
+    if isinstance(exponent, int) and exponent < -2:
         raise ValueError(f"« {text} » a plus de deux décimales")
     return to_money(value)
 

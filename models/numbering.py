@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from models.entities import NumberSequence
+from models.types import table_of
 
 DOC_KINDS = {
     "DEV": "devis",
@@ -39,7 +40,7 @@ def next_value(session: Session, issuer_code: str, doc_kind: str, year: int) -> 
         .values(issuer_code=issuer_code, doc_kind=doc_kind, year=year, last_value=0)
         .on_conflict_do_nothing()
     )
-    table = NumberSequence.__table__  # type: ignore[attr-defined]
+    table = table_of(NumberSequence)
     result = session.execute(
         update(table)
         .where(table.c.issuer_code == issuer_code, table.c.doc_kind == doc_kind, table.c.year == year)

@@ -11,9 +11,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from models.catalog import Grid
+from models.catalog import Grid, item_kind
 from models.entities import (
     Commune,
     CommunePopulation,
@@ -178,12 +178,12 @@ def stored_grids(session: Session) -> list[Grid]:
     from models.catalog import Band, GridItem
 
     grids = []
-    for row in session.exec(select(PriceGrid).order_by(PriceGrid.effective_from)).all():
+    for row in session.exec(select(PriceGrid).order_by(col(PriceGrid.effective_from))).all():
         items = session.exec(
-            select(PriceGridItem).where(PriceGridItem.grid_id == row.id).order_by(PriceGridItem.position)
+            select(PriceGridItem).where(PriceGridItem.grid_id == row.id).order_by(col(PriceGridItem.position))
         ).all()
         bands_rows = session.exec(
-            select(SupportBand).where(SupportBand.grid_id == row.id).order_by(SupportBand.min_population)
+            select(SupportBand).where(SupportBand.grid_id == row.id).order_by(col(SupportBand.min_population))
         ).all()
         bands: dict[str, list[Band]] = {}
         for b in bands_rows:
@@ -202,7 +202,7 @@ def stored_grids(session: Session) -> list[Grid]:
                         family=i.family,
                         label=i.label,
                         unit=i.unit,
-                        kind=i.kind,  # type: ignore[arg-type]
+                        kind=item_kind(i.kind),
                         price_ttc=i.price_ttc,
                         vat_rate=i.vat_rate,
                         max_quantity=i.max_quantity,

@@ -1,4 +1,4 @@
-"""Column types shared by the entities: UTC datetimes and exact money on every database."""
+"""Column types shared by the entities: UTC datetimes and exact money on every database; the Core table of an entity."""
 
 from __future__ import annotations
 
@@ -7,9 +7,18 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, Numeric, String
+from sqlalchemy import DateTime, Numeric, String, Table
 from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import class_mapper
 from sqlalchemy.types import TypeDecorator
+from sqlmodel import SQLModel
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a table entity (`model.__table__`, which SQLModel does not declare to type checkers)."""
+    table = class_mapper(model).local_table
+    assert isinstance(table, Table), f"{model.__name__} is not mapped to one table"
+    return table
 
 
 def utcnow() -> datetime:

@@ -82,7 +82,8 @@ class DispatchReport:
 
     def add(self, row_id: int, outcome: Outcome) -> None:
         """File `row_id` under the status the attempt left it in."""
-        bucket = {SENT: self.sent, UNDELIVERED: self.undelivered}.get(outcome.status, self.retried)
+        buckets: dict[str, list[int]] = {SENT: self.sent, UNDELIVERED: self.undelivered}
+        bucket = buckets.get(outcome.status, self.retried)
         bucket.append(row_id)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlmodel import Session, col, select
 
@@ -36,13 +36,21 @@ from notifications.contexts import team_contact
 PLATFORM = "MC"  # numbering of requests: MC-DEM-2026-00001
 
 
+class OnQuoteReason(TypedDict):
+    """Why an amount is "sur devis", as the eligibility snapshot of a request stores it."""
+
+    code: str
+    message: str
+    item: str | None
+
+
 @dataclass(frozen=True)
 class RequestOutcome:
     request_id: int
     reference: str
     status: str
     collectivity: str
-    on_quote: tuple[dict[str, Any], ...] = ()
+    on_quote: tuple[OnQuoteReason, ...] = ()
     pending: tuple[str, ...] = ()
     refusal_reasons: tuple[str, ...] = ()
 
@@ -354,12 +362,27 @@ def request_id_of(settings: Settings, reference: str) -> int:
         return row.id
 
 
-def list_requests(settings: Settings, limit: int = 200) -> list[dict[str, Any]]:
+class RequestRow(TypedDict):
+    """One line of `mairie requests list` (and of its JSON)."""
+
+    id: int
+    reference: str
+    collectivity: str
+    siren: str | None
+    requested_on: str
+    status: str
+    status_label: str
+    quotes: list[str]
+    convention: str | None
+    convention_status: str | None
+
+
+def list_requests(settings: Settings, limit: int = 200) -> list[RequestRow]:
     """The most recent requests with their state, quotes and convention (for `mairie requests list`)."""
     with unit_of_work(settings) as uow:
         session = uow.session
         requests = session.exec(select(ServiceRequest).order_by(col(ServiceRequest.id).desc()).limit(limit)).all()
-        rows = []
+        rows: list[RequestRow] = []
         for request in requests:
             collectivity = session.get(Collectivity, request.collectivity_id)
             quotes = session.exec(select(Quote.number).where(Quote.request_id == request.id)).all()

@@ -185,10 +185,11 @@ def render_devis(
 
 
 def signatures_of(approvals: list[Approval]) -> tuple[doc.Signature, ...]:
-    party = {"collectivity": "collectivite", "cdg": "cdg", "syndicat": "syndicat"}  # documents' spelling
+    # the documents' spelling of each party
+    party: dict[str, doc.Party] = {"collectivity": "collectivite", "cdg": "cdg", "syndicat": "syndicat"}
     return tuple(
         doc.Signature(
-            party=party[a.party],  # type: ignore[arg-type]
+            party=party[a.party],
             name=a.decided_name or a.signatory_name,
             capacity=a.decided_capacity or "",
             signed_at=a.decided_at,

@@ -78,6 +78,7 @@ def _store_quote(
     verdict: Any,
     version: int = 1,
 ) -> Quote:
+    assert request.id is not None  # a stored request
     population = verdict.population if verdict else None
     quote = Quote(
         number=number,

@@ -4,6 +4,8 @@ crash (the database is the authority: a leftover file of the same name is replac
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from sqlmodel import col, select
 
 from mairie.adapters.files import FileDrop, LocalFolder
@@ -27,25 +29,31 @@ def file_deposits(settings: Settings, batch: int = 500, drop: FileDrop | None = 
     """File every committed invoice and credit note not yet in its deposit folder, a batch per
     transaction. Returns the numbers filed."""
     drop = drop or drop_for(settings)
+    return _file_all(settings, Invoice, batch, drop) + _file_all(settings, CreditNote, batch, drop)
+
+
+Filed = TypeVar("Filed", Invoice, CreditNote)
+
+
+def _file_all(settings: Settings, table: type[Filed], batch: int, drop: FileDrop) -> list[str]:
+    """File the documents of one table, `batch` rows per transaction, until none is left."""
     filed: list[str] = []
-    for table in (Invoice, CreditNote):
-        while True:
-            with unit_of_work(settings) as uow:
-                rows = uow.session.exec(
-                    select(table)
-                    .where(col(table.deposited_path).is_(None), col(table.document_sha256).is_not(None))
-                    .order_by(col(table.id))
-                    .limit(batch)
-                ).all()
-                for row in rows:
-                    identity = uow.issuers.get(row.issuer_code)
-                    content = paperwork.load(settings, row.document_sha256 or "")
-                    row.deposited_path = drop.write(
-                        deposit_name(identity.code, identity.billing_channel, row.number), content
-                    )
-                    uow.session.add(row)
-                    filed.append(row.number)
-                uow.commit()
-            if len(rows) < batch:
-                break
-    return filed
+    while True:
+        with unit_of_work(settings) as uow:
+            rows = uow.session.exec(
+                select(table)
+                .where(col(table.deposited_path).is_(None), col(table.document_sha256).is_not(None))
+                .order_by(col(table.id))
+                .limit(batch)
+            ).all()
+            for row in rows:
+                identity = uow.issuers.get(row.issuer_code)
+                content = paperwork.load(settings, row.document_sha256 or "")
+                row.deposited_path = drop.write(
+                    deposit_name(identity.code, identity.billing_channel, row.number), content
+                )
+                uow.session.add(row)
+                filed.append(row.number)
+            uow.commit()
+        if len(rows) < batch:
+            return filed
