@@ -55,7 +55,19 @@ class RequestForm(BaseModel):
     signatory_name: str = Field(description="Nom du signataire (maire, président…)", min_length=2, max_length=200)
     signatory_email: EmailStr = Field(description="Adresse électronique du signataire")
     signatory_capacity: str = Field(default="Maire", description="Qualité du signataire", min_length=2, max_length=100)
-    siret: str | None = Field(default=None, description="SIRET de facturation (Chorus Pro)", max_length=20)
+    siret: str | None = Field(
+        default=None,
+        description="SIRET de l'établissement facturé, en général la mairie (Chorus Pro ; facultatif s'il est "
+        "déjà connu)",
+        max_length=20,
+    )
+    address_line: str | None = Field(
+        default=None,
+        description="Adresse de facturation (ex. « 1 place de la Mairie » ; par défaut : Mairie)",
+        max_length=300,
+    )
+    postcode: str | None = Field(default=None, description="Code postal de facturation (5 chiffres)", max_length=5)
+    city: str | None = Field(default=None, description="Commune de l'adresse de facturation", max_length=100)
     chorus_service_code: str | None = Field(
         default=None, description="Code service Chorus Pro (facultatif)", max_length=100
     )
@@ -68,12 +80,21 @@ class RequestForm(BaseModel):
     def _names(cls, value: str) -> str:
         return _clean_text(value, "le nom")
 
-    @field_validator("chorus_service_code", "commitment_number")
+    @field_validator("chorus_service_code", "commitment_number", "address_line", "city")
     @classmethod
     def _optional_text(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
         return _clean_text(value, "la référence")
+
+    @field_validator("postcode")
+    @classmethod
+    def _postcode(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not re.fullmatch(r"[0-9]{5}", value.strip()):
+            raise ValueError(f"code postal « {value} » invalide (5 chiffres)")
+        return value.strip()
 
     @field_validator("siret")
     @classmethod

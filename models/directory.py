@@ -73,6 +73,7 @@ class Found:
     vintage: int | None
     collectivity_id: int | None = None
     population_override: int | None = None
+    postcodes: tuple[str, ...] = ()  # a commune's La Poste postcodes
 
     def profile(self, population_kind: str) -> CollectivityProfile:
         """The eligibility profile, with the population of the configured kind (total or municipal)."""
@@ -200,6 +201,7 @@ def _commune_found(session: Session, commune: Commune, on: date) -> Found:
         vintage=population.vintage if population else None,
         collectivity_id=known.id if known else None,
         population_override=known.population_override if known else None,
+        postcodes=tuple(commune.postcodes.split()),
     )
 
 

@@ -114,6 +114,7 @@ class Commune(SQLModel, table=True):
     department: str = Field(max_length=3, index=True)
     siren: str = Field(max_length=9, unique=True)
     epci_siren: str | None = Field(default=None, max_length=9, index=True)
+    postcodes: str = Field(default="", max_length=100)  # La Poste postcodes, space-separated, sorted
 
 
 class CommunePopulation(SQLModel, table=True):

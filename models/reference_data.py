@@ -95,6 +95,7 @@ def load_communes(session: Session, communes_file: Path = COMMUNES_FILE, epci_fi
             "department": raw["department"],
             "siren": raw["siren"],
             "epci_siren": raw["epci_siren"] or None,
+            "postcodes": raw.get("postcodes", ""),
         }
         report.communes += _upsert(session, existing.get(raw["insee_code"]), Commune, values)
     session.flush()

@@ -76,6 +76,16 @@ def _operator_task() -> dict[str, Any]:
     }
 
 
+def _invoice_held() -> dict[str, Any]:
+    return {
+        "collectivity_name": "Regnauville",
+        "identifier": "62700",
+        "issuer_names": ["La Fibre Numérique 59-62", "Centre de Gestion du Pas-de-Calais"],
+        "what": "premières factures",
+        "missing": ["SIRET de l'établissement facturé"],
+    }
+
+
 def _signature_request() -> dict[str, Any]:
     return {
         "salutation": "Monsieur le Président",
@@ -244,4 +254,5 @@ _EXAMPLES = {
     "invoice_issued": _invoice_issued,
     "payment_reminder": _payment_reminder,
     "accountant_handover": _accountant_handover,
+    "invoice_held": _invoice_held,
 }

@@ -36,6 +36,7 @@ MESSAGE_NAMES = (
     "invoice_issued",
     "payment_reminder",
     "accountant_handover",
+    "invoice_held",
 )
 
 

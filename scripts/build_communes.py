@@ -4,8 +4,9 @@
 Writes, deterministically (rows sorted, UTF-8, ``\\n`` line endings, comma-separated, minimal quoting):
 
 ``models/data/communes-59-62.csv``
-    ``insee_code,name,department,siren,population_municipale,population_totale,vintage,epci_siren``
-    -- one row per current commune (``type == "commune-actuelle"``) of departments 59 and 62.
+    ``insee_code,name,department,siren,population_municipale,population_totale,vintage,epci_siren,postcodes``
+    -- one row per current commune (``type == "commune-actuelle"``) of departments 59 and 62;
+    ``postcodes`` lists its postcodes (La Poste), sorted, separated by spaces.
 
 ``models/data/epci-59-62.csv``
     ``siren,name,nature,population_municipale,population_totale,member_count``
@@ -24,7 +25,8 @@ Sources
    (COG of INSEE, EPCI composition of the DGCL ``epcicom2026``). Fields used:
 
    * ``data/communes.json``: ``code`` (INSEE code), ``nom``, ``departement``, ``siren``, ``type``
-     (only ``"commune-actuelle"`` is kept), ``population`` (cross-checked against ``PMUN``).
+     (only ``"commune-actuelle"`` is kept), ``population`` (cross-checked against ``PMUN``),
+     ``codesPostaux`` (at least one per commune).
      The communes carry no EPCI field: membership is read from ``epci.json``.
    * ``data/epci.json``: ``code`` (the EPCI's SIREN), ``nom``, ``type`` (nature: CA, CC, CU, METRO,
      MET69), ``membres`` (list of ``{code, siren, nom, populationMunicipale, populationTotale}``).
@@ -89,6 +91,7 @@ COMMUNES_HEADER = (
     "population_totale",
     "vintage",
     "epci_siren",
+    "postcodes",
 )
 EPCI_HEADER = ("siren", "name", "nature", "population_municipale", "population_totale", "member_count")
 
@@ -301,6 +304,9 @@ def build(package_dir: Path, populations: Path) -> tuple[list[tuple], list[tuple
         epci_siren = epci_of.get(code, "")
         if not epci_siren:
             info(f"note: {code} {commune['nom']} belongs to no EPCI")
+        postcodes = sorted(set(commune.get("codesPostaux") or []))
+        if not postcodes or not all(len(p) == 5 and p.isdigit() for p in postcodes):
+            raise BuildError(f"commune {code} {commune['nom']}: postcodes {commune.get('codesPostaux')!r}")
         communes_rows.append(
             (
                 code,
@@ -311,6 +317,7 @@ def build(package_dir: Path, populations: Path) -> tuple[list[tuple], list[tuple
                 population["ptot"],
                 VINTAGE,
                 epci_siren,
+                " ".join(postcodes),
             )
         )
 

@@ -97,3 +97,13 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+def siret_of(siren: str, nic: str = "0001") -> str:
+    """A SIRET of the establishment `nic` of a SIREN, with its Luhn key (tests name the mairie's so)."""
+    from stdnum import luhn
+
+    return siren + nic + luhn.calc_check_digit(siren + nic)
+
+
+REGNAUVILLE_SIRET = siret_of("216207001")  # the mairie of Regnauville (62700), as the tests invoice it

@@ -19,9 +19,11 @@ from mairie.database import unit_of_work
 from mairie.presenters import population_json
 from mairie.schemas import OperatorAmounts, RequestForm
 from mairie.services.assessment import Assessment, assess_collectivity, identifier_of
+from mairie.services.buyers import BillingUpdate, apply_billing
 from mairie.services.mail import enqueue_message
 from mairie.settings import Settings
 from models import audit
+from models.buyer import default_address
 from models.db import UnitOfWork
 from models.directory import Found
 from models.eligibility import Eligibility
@@ -92,6 +94,9 @@ def _snapshot(verdict: Eligibility) -> dict[str, Any]:
 
 
 def _upsert_collectivity(session: Session, found: Found, form: RequestForm) -> Collectivity:
+    """The collectivity of an eligible request with its billing identity: the SIRET of the establishment
+    invoiced (given now, or already on file), the billing address given, else the one on file, else the
+    mairie's by default (a commune with a single postcode)."""
     row = session.exec(select(Collectivity).where(Collectivity.siren == found.siren)).first()
     if row is None:
         row = Collectivity(
@@ -100,17 +105,46 @@ def _upsert_collectivity(session: Session, found: Found, form: RequestForm) -> C
             siren=found.siren,
             insee_code=found.insee_code,
             department=found.department,
-            city=found.name if found.kind == "commune" else "",
         )
-    if form.siret:
-        if not form.siret.startswith(found.siren):
-            raise InvalidInput(f"le SIRET {form.siret} n'appartient pas à {found.name} (SIREN {found.siren})")
-        row.siret = form.siret
+    given = BillingUpdate(siret=form.siret, address_line=form.address_line, postcode=form.postcode, city=form.city)
+    apply_billing(row, given, found.postcodes)
+    if not row.siret:
+        raise InvalidInput(
+            f"indiquez le SIRET de l'établissement facturé de {found.name} (en général la mairie ; SIREN "
+            f"{found.siren}) : Chorus Pro l'exige sur chaque facture"
+        )
+    default = default_address(found.kind, found.name, found.postcodes)
+    if default is not None:
+        row.address = row.address or default.line
+        row.postcode = row.postcode or default.postcode
+        row.city = row.city or default.city
+    if not (row.address and row.postcode and row.city):
+        raise InvalidInput(
+            f"indiquez l'adresse de facturation de {found.name} (adresse, code postal"
+            + (f" parmi {', '.join(found.postcodes)}" if found.postcodes else "")
+            + ", commune)"
+        )
     if form.chorus_service_code:
         row.chorus_service_code = form.chorus_service_code
     row.email = str(form.signatory_email)
     session.add(row)
     session.flush()
+    return row
+
+
+def _known(session: Session, found: Found) -> Collectivity:
+    """The collectivity of a refused request, stored without a billing identity (nothing will be invoiced)."""
+    row = session.exec(select(Collectivity).where(Collectivity.siren == found.siren)).first()
+    if row is None:
+        row = Collectivity(
+            kind=found.kind,
+            name=found.name,
+            siren=found.siren,
+            insee_code=found.insee_code,
+            department=found.department,
+        )
+        session.add(row)
+        session.flush()
     return row
 
 
@@ -150,7 +184,7 @@ def register_request(
         assessment = assess_collectivity(session, settings, form.collectivity, on, basket)
         validate_basket(assessment.grid, basket)
         found, verdict = assessment.found, assessment.eligibility
-        collectivity = _upsert_collectivity(session, found, form)
+        collectivity = _upsert_collectivity(session, found, form) if verdict.eligible else _known(session, found)
         _upsert_signatory(session, collectivity, form)
         request = _store_request(session, form, collectivity, verdict, channel=channel, on=on, run_id=flow_run_id)
         pending = pending_of(assessment, basket, None)

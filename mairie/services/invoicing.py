@@ -20,12 +20,13 @@ from sqlmodel import Session, col, select
 
 from documents.pool import RenderPool
 from mairie.database import unit_of_work
-from mairie.services import paperwork
+from mairie.services import buyers, paperwork
 from mairie.services.mail import enqueue_message
 from mairie.settings import Settings
 from models import audit
+from models.buyer import missing_for_invoice
 from models.db import UnitOfWork
-from models.entities import Invoice, InvoiceLine, ProvisioningOrderItem, Subscription
+from models.entities import Invoice, InvoiceLine, Subscription
 from models.lifecycle import InvoiceStatus, move
 from models.numbering import next_number
 from models.pricing import PricedDocument, first_invoice_document
@@ -109,9 +110,7 @@ def record_invoice(
     uow.session.flush()
     assert invoice.id is not None
     for line in priced.lines:
-        uow.session.add(
-            InvoiceLine(invoice_id=invoice.id, **paperwork.line_columns(line))
-        )
+        uow.session.add(InvoiceLine(invoice_id=invoice.id, **paperwork.line_columns(line)))
     audit.record(
         uow.session,
         actor="système",
@@ -244,21 +243,24 @@ def complete_unfinished(
     return done
 
 
-def first_invoices(
-    uow: UnitOfWork,
-    settings: Settings,
-    subscription: Subscription,
-    rows: Sequence[ProvisioningOrderItem],
-    today: date,
-) -> list[IssuedInvoice]:
-    """The first invoices, at the quoted prices and quantities, from the go-live date (the last delivery):
-    the syndicat's one-off items and pack in full and its yearly items prorated by started month to
-    31 December, the CDG's support fee likewise (`models.pricing.first_invoice_document`; 12 months from
-    go-live with the setting `full_first_year`). Billing year = the year of go-live."""
+def first_invoices(uow: UnitOfWork, settings: Settings, subscription: Subscription, today: date) -> list[IssuedInvoice]:
+    """The first invoices, at the quoted prices and quantities, from the go-live date (the subscription's
+    start, the last delivery): the syndicat's one-off items and pack in full and its yearly items prorated
+    by started month to 31 December, the CDG's support fee likewise (`models.pricing.first_invoice_document`;
+    12 months from go-live with the setting `full_first_year`). Billing year = the year of go-live.
+
+    Held, with an operator task, while the buyer's identity lacks what Chorus Pro needs (`models.buyer`):
+    nothing is numbered, and `buyers.release_held` issues them once it is complete."""
     convention = uow.conventions.get(subscription.convention_id)
-    go_live = max(r.delivered_on for r in rows if r.delivered_on is not None)
+    collectivity = uow.collectivities.get(subscription.collectivity_id)
+    quotes = uow.quotes.current(convention.request_id)
+    missing = missing_for_invoice(buyers.buyer_of(collectivity, uow.requests.get(convention.request_id)))
+    if missing:
+        buyers.hold(uow, settings, collectivity, [q.issuer_code for q in quotes], "premières factures", missing)
+        return []
+    go_live = subscription.started_on
     issued = []
-    for quote in uow.quotes.current(convention.request_id):
+    for quote in quotes:
         assert quote.id is not None
         identity = uow.issuers.get(quote.issuer_code)
         quoted = paperwork.priced_from_stored(quote, uow.quotes.lines(quote.id), paperwork.vat_of(identity))

@@ -309,7 +309,7 @@ def deliver(
         if complete:
             subscription = start_subscription(uow, order, rows)
             subscription_id = subscription.id
-            invoices = first_invoices(uow, settings, subscription, rows, today or paris_today())
+            invoices = first_invoices(uow, settings, subscription, today or paris_today())
         uow.commit()
     if invoices:
         file_deposits(settings)

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from documents.pool import RenderPool
 from mairie.database import unit_of_work
-from mairie.services import paperwork
+from mairie.services import buyers, paperwork
 from mairie.services.assessment import assess_collectivity, identifier_of
 from mairie.services.channels.folder import file_deposits
 from mairie.services.invoicing import (
@@ -33,6 +33,7 @@ from mairie.services.invoicing import (
     render_processes,
 )
 from mairie.settings import Settings
+from models.buyer import describe_missing, missing_for_invoice
 from models.catalog import Grid, grid_in_force
 from models.db import UnitOfWork
 from models.eligibility import Eligibility
@@ -189,6 +190,7 @@ class CampaignResult:
     existing: list[IssuedInvoice] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # buyer's identity incomplete: nothing numbered
 
 
 # Subscriptions numbered before their invoices are rendered together (a window): enough to keep every
@@ -266,6 +268,15 @@ def _number_one(
             return []
         if plan.pending:
             result.pending.append(f"{collectivity.name} ({collectivity.siren}) : {', '.join(plan.pending)}")
+        request = uow.requests.get(uow.conventions.get(subscription.convention_id).request_id)
+        missing = missing_for_invoice(buyers.buyer_of(collectivity, request))
+        if missing and plan.documents:
+            buyers.hold(
+                uow, settings, collectivity, [d.issuer for d in plan.documents], f"renouvellement {year}", missing
+            )
+            uow.commit()
+            result.held.append(f"{collectivity.name} ({collectivity.siren}) : {describe_missing(missing)}")
+            return []
         for priced in plan.documents:
             draft = InvoiceDraft(
                 priced=priced,
