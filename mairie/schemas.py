@@ -12,6 +12,7 @@ error becomes one French sentence (`validation_message`).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Any
@@ -352,17 +353,22 @@ def _where(loc: tuple[Any, ...]) -> str:
     return " › ".join(parts)
 
 
+def errors_message(errors: Sequence[Any]) -> str:
+    """One plain French sentence from pydantic's error dicts (up to three, with where they are)."""
+    parts = []
+    for error in list(errors)[:3]:
+        where = _where(tuple(error.get("loc", ())))
+        parts.append(f"{where} : {_french(dict(error))}" if where else _french(dict(error)))
+    return " ; ".join(parts) or "valeur invalide"
+
+
 def validation_message(exc: Exception) -> str:
     """One plain French sentence from a pydantic ValidationError (up to three errors, with where they are)."""
     from pydantic import ValidationError
 
     if not isinstance(exc, ValidationError):
         return str(exc)
-    parts = []
-    for error in exc.errors()[:3]:
-        where = _where(tuple(error["loc"]))
-        parts.append(f"{where} : {_french(dict(error))}" if where else _french(dict(error)))
-    return " ; ".join(parts)
+    return errors_message(exc.errors())
 
 
 __all__ = [
@@ -374,6 +380,7 @@ __all__ = [
     "RequestForm",
     "RequestedItem",
     "UnsafeText",
+    "errors_message",
     "item_codes",
     "validation_message",
 ]
