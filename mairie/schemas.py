@@ -17,19 +17,22 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, field_validator
 
 from models.text import UnsafeText, check_text
 
 # The same patterns validate the values (Python `re`) and describe them in the JSON schema (ECMA 262):
 # they use only the syntax both share.
 COLLECTIVITY_PATTERN = r"^(?:[0-9]{5}|2[AB][0-9]{3}|[0-9]{9}|[0-9]{14})$"
-SIRET_PATTERN = r"^[0-9]{14}$"
+SIRET_PATTERN = r"^(?:(?: *[0-9]){14})? *$"  # 14 digits, spaces allowed between them; empty: none
 DOMAIN_PATTERN = r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 DOMAIN_MAX = 253
 MAILBOX_PATTERN = r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$"
 # One-line text: none of the characters refused by models.text (controls, bidi controls, line separators).
-LINE_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069]*$"
+_REFUSED = "\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069"
+LINE_PATTERN = f"^[^{_REFUSED}]*$"
+# A name: the same, starting and ending with a visible character (surrounding spaces are stripped anyway).
+NAME_PATTERN = f"^[^\\s{_REFUSED}](?:[^{_REFUSED}]*[^\\s{_REFUSED}])?$"
 # Multi-line text: the same, line feeds and tabs allowed (CR and CRLF are read as line feeds).
 TEXT_PATTERN = (
     "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f"
@@ -62,6 +65,16 @@ def _line(value: str) -> str:
     return " ".join(check_text(value).split())
 
 
+def _whole_number(value: Any) -> Any:
+    """A quantity as sent: an integer (or a float without fraction, which JSON Schema counts as one);
+    never a boolean or a string."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("doit être un nombre entier (sans guillemets)")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _enum_of_codes(schema: dict[str, Any]) -> None:
     schema["enum"] = list(item_codes())
 
@@ -77,8 +90,11 @@ class RequestedItem(BaseModel):
         max_length=40,
         json_schema_extra=_enum_of_codes,
     )
-    # Strict: `true` or `"3"` are refused, not read as 1 and 3.
-    quantity: StrictInt = Field(description="Quantité (entier positif)", ge=1, le=QUANTITY_MAX)
+    # Strict: `true` or `"3"` are refused, not read as 1 and 3 (a JSON 3.0 is the integer 3, as JSON
+    # Schema says).
+    quantity: Annotated[int, Field(strict=True, ge=1, le=QUANTITY_MAX), BeforeValidator(_whole_number)] = Field(
+        description="Quantité (entier positif)"
+    )
 
     @field_validator("code")
     @classmethod
@@ -94,14 +110,30 @@ def _text_field(
         description=description,
         min_length=min_length or None,
         max_length=max_length,
-        json_schema_extra={"pattern": TEXT_PATTERN if multiline else LINE_PATTERN},
+        json_schema_extra={"pattern": TEXT_PATTERN if multiline else NAME_PATTERN if min_length else LINE_PATTERN},
     )
 
 
 class RequestForm(BaseModel):
     """A collectivity's request for services under the tripartite convention."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "collectivity": "62700",
+                    "items": [{"code": "messagerie-5go", "quantity": 3}, {"code": "nom-de-domaine", "quantity": 1}],
+                    "signatory_name": "Jeanne Dupont",
+                    "signatory_email": "maire@regnauville.example",
+                    "signatory_capacity": "Maire",
+                    "domain_names": ["regnauville.fr"],
+                    "mailbox_names": ["mairie", "secretariat"],
+                }
+            ]
+        },
+    )
 
     collectivity: str = Field(
         description=(
@@ -123,7 +155,7 @@ class RequestForm(BaseModel):
         default=None,
         description="SIRET de facturation (Chorus Pro), 14 chiffres dont la clé de contrôle est juste",
         max_length=20,
-        json_schema_extra={"anyOf": [{"type": "string", "pattern": SIRET_PATTERN}, {"type": "null"}]},
+        json_schema_extra={"anyOf": [{"type": "string", "maxLength": 20, "pattern": SIRET_PATTERN}, {"type": "null"}]},
     )
     chorus_service_code: str | None = Field(
         default=None,
@@ -376,6 +408,7 @@ __all__ = [
     "DOMAIN_PATTERN",
     "LINE_PATTERN",
     "MAILBOX_PATTERN",
+    "NAME_PATTERN",
     "OperatorAmounts",
     "RequestForm",
     "RequestedItem",

@@ -147,6 +147,7 @@ RETRY_AFTER = {"Retry-After": {"description": "Secondes à attendre avant de ré
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Clé d'API manquante ou refusée"},
     413: {"model": ErrorOut, "description": "Corps de la requête trop volumineux"},
+    415: {"model": ErrorOut, "description": "Corps de la requête qui n'est pas en JSON"},
     422: {"model": ErrorOut, "description": "Requête invalide (corps, identifiant ou en-tête)"},
     429: {
         "model": ErrorOut,

@@ -80,6 +80,7 @@ BODY_TOO_LARGE = (
     "rien n'a été enregistré."
 )
 JSON_UNREADABLE = "Le corps de la requête n'est pas un JSON valide (ou il est imbriqué trop profondément)."
+NOT_JSON = "Envoyez le corps de la requête en JSON, avec l'en-tête Content-Type: application/json."
 
 
 def _status_of(exc: DomainError) -> int:
@@ -94,6 +95,12 @@ def _status_of(exc: DomainError) -> int:
 
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/") or request.url.path == "/api"
+
+
+def _is_json(request: Request) -> bool:
+    """True when the request says its body is JSON (application/json or application/…+json)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
 
 
 def error_page(
@@ -186,6 +193,8 @@ def _install_handlers(app: FastAPI) -> None:
         refused = await _key_first(request)
         if refused is not None:
             return refused
+        if exc.body is not None and not _is_json(request):
+            return _answer(request, 415, NOT_JSON)
         return _answer(request, 422, await run_in_threadpool(_body_message, exc))
 
     @app.exception_handler(StarletteHTTPException)
@@ -205,7 +214,7 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("erreur inattendue sur %s", logs.redact_path(request.url.path))
+        log.error("erreur inattendue sur %s", logs.redact_path(request.url.path), exc_info=exc)
         return _answer(request, 500, "Une erreur inattendue s'est produite ; rien n'a été enregistré.")
 
 
