@@ -325,7 +325,7 @@ _MESSAGES: dict[str, str | None] = {
     "int_type": "doit être un nombre entier",
     "int_from_float": "doit être un nombre entier",
     "string_type": "doit être un texte",
-    "string_unicode": "doit être un texte",
+    "string_unicode": "contient un caractère Unicode invalide (une moitié de paire de substitution)",
     "list_type": "doit être une liste",
     "dict_type": "doit être un objet JSON",
     "model_type": "doit être un objet JSON",
