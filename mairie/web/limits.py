@@ -99,10 +99,10 @@ def api_failures(settings: Settings) -> Limit:
 
 def _upsert(connection: Connection, bucket: str, subject: str, window_number: int, expires_at: int) -> int:
     insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(TABLE).values(
+    values = insert(TABLE).values(
         bucket=bucket, subject=subject, window_number=window_number, count=1, expires_at=expires_at
     )
-    statement = statement.on_conflict_do_update(
+    statement = values.on_conflict_do_update(
         index_elements=[TABLE.c.bucket, TABLE.c.subject],
         set_={
             "count": case((TABLE.c.window_number == window_number, TABLE.c.count + 1), else_=1),
