@@ -14,7 +14,8 @@ holds a character that can hide or disguise what it is next to:
   line feeds), and lone surrogates (a JSON "\\ud800" decodes to one; no database can store it).
 
 Output: `for_terminal` escapes the same characters (whatever is stored, even from before this policy)
-so that printing a value never moves the cursor, changes colours or reverses text.
+so that printing a value never moves the cursor, changes colours or reverses text; `without_unsafe`
+drops them, for a document or an email that shows text stored before the policy.
 
 Pure: no I/O, standard library only.
 """
@@ -129,3 +130,10 @@ def for_terminal(value: object, *, keep_newlines: bool = False) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+def without_unsafe(value: object, *, keep_newlines: bool = True) -> str:
+    """`value` as text with every character the policy refuses removed (line feeds and tabs kept unless
+    `keep_newlines` is False): for a page, an email or a PDF that prints text stored before the policy."""
+    text = "" if value is None else str(value)
+    return "".join(c for c in text if (keep_newlines and c in MULTILINE_ALLOWED) or _kind(c) is None)

@@ -19,6 +19,7 @@ from models.text import (
     for_terminal,
     is_safe_text,
     text_problem,
+    without_unsafe,
 )
 
 CONTROLS = [chr(c) for c in range(0x20)] + [chr(c) for c in range(0x7F, 0xA0)]
@@ -94,6 +95,13 @@ def test_for_terminal_escapes_what_would_take_over_a_terminal() -> None:
     assert for_terminal("ligne 1\nligne 2\tfin", keep_newlines=True) == "ligne 1\nligne 2\tfin"
     assert for_terminal("ligne 1\nligne 2") == "ligne 1\\x0aligne 2"
     assert for_terminal(None) == ""
+
+
+@given(any_text)
+def test_without_unsafe_leaves_only_what_the_policy_accepts(value: str) -> None:
+    assert is_safe_text(without_unsafe(value, keep_newlines=False))
+    assert is_safe_text(without_unsafe(value), multiline=True)
+    assert without_unsafe("Maire \u202eeriaM\x1b[0m") == "Maire eriaM[0m"
 
 
 # The probes of issue 17 on the schemas (shared by the API, the CLI and the Prefect forms).
