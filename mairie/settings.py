@@ -2,11 +2,32 @@
 
 Build them where they are used (`get_settings()`), never at import time. Nested values use `__`:
 `MAIRIE_SYNDICAT__SIRET=...`, `MAIRIE_CDG62__IBAN=...`. A `.env` file in the working directory is read
-too. Unsafe values (a placeholder secret) are refused outside development.
+too. Unsafe values are refused outside development: in production `MAIRIE_SECRET_KEY` and `MAIRIE_API_KEY`
+must look random (`secret_strength`: length, no space, an estimate of their entropy — 32 spaces or 32 × "a"
+are refused), and the refusal says how to make a good one.
+
+Rate limits of the web app (`MAIRIE_RATE_…`, counted in the database so that several web processes share
+them; 0 turns a limit off; a refused request is answered 429 with `Retry-After`):
+
+- `MAIRIE_RATE_IP_PER_MINUTE` (120): requests from one address (pages, documents, API; not /health or
+  the stylesheet).
+- `MAIRIE_RATE_LINK_PER_MINUTE` (30): requests on one approval link.
+- `MAIRIE_RATE_QUESTIONS_PER_LINK_PER_HOUR` (5): questions sent from one approval link.
+- `MAIRIE_RATE_API_KEY_PER_MINUTE` (60): API calls with one key.
+- `MAIRIE_RATE_API_SUBMISSIONS_PER_KEY_PER_HOUR` (60): `POST /api/requests` with one key.
+- `MAIRIE_RATE_API_FAILURES_BEFORE_DELAY` (5), `MAIRIE_RATE_API_FAILURE_DELAY_SECONDS` (1.0): after that
+  many missing or wrong keys from one address within `MAIRIE_RATE_API_FAILURE_WINDOW_MINUTES` (15), each
+  further failure is answered only after the delay.
+- `MAIRIE_RATE_API_FAILURES_BEFORE_LOCKOUT` (20), `MAIRIE_RATE_API_LOCKOUT_MINUTES` (15): after that many
+  failures within the window, every API call from that address is refused (429) for that long, even with
+  the right key.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections import Counter
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +40,59 @@ from stdnum.fr import siren as stdnum_siren
 from stdnum.fr import siret as stdnum_siret
 
 PLACEHOLDER_SECRET = "change-me-dev-only"
+SECRET_RECIPE = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+# Estimated bits of entropy a production secret must reach. The estimate (`entropy_estimate`) is low for
+# random strings (a 32-hex-digit token, 128 real bits, scores about 115) and about zero for repetitions,
+# runs and sequences; this threshold refuses those with a wide margin for random tokens.
+SECRET_MIN_BITS = 72
+PLACEHOLDER_WORDS = ("change-me", "changeme", "change_me", "placeholder", "example", "exemple")
+
+
+def _shannon(symbols: list[object]) -> float:
+    if not symbols:
+        return 0.0
+    total = len(symbols)
+    return -sum(n / total * math.log2(n / total) for n in Counter(symbols).values())
+
+
+def _period(value: str) -> int:
+    """The length of the shortest block that `value` repeats (its own length when none)."""
+    for p in range(1, len(value)):
+        if all(value[i] == value[i - p] for i in range(p, len(value))):
+            return p
+    return len(value)
+
+
+def entropy_estimate(value: str) -> float:
+    """A conservative estimate of the bits of entropy of `value`: the least of (a) its length times the
+    Shannon entropy of its characters, (b) the same over the steps between consecutive characters (which
+    sees "abcdef…" and "0123…" as one repeated step), (c) the same over its shortest repeated block."""
+    steps: list[object] = [ord(b) - ord(a) for a, b in itertools.pairwise(value)]
+    block = value[: _period(value)]
+    return min(
+        len(value) * _shannon(list(value)),
+        len(value) * _shannon(steps),
+        len(block) * _shannon(list(block)),
+    )
+
+
+def secret_strength(value: str | None, name: str, *, min_length: int) -> str | None:
+    """Why `value` is not good enough as the production secret `name` (in French), or None when it is."""
+    advice = f"créez-en une avec : {SECRET_RECIPE}"
+    if value is None or not value:
+        return f"{name} doit être définie en production ; {advice}"
+    if any(word in value.lower() for word in PLACEHOLDER_WORDS) or value == PLACEHOLDER_SECRET:
+        return f"{name} est encore la valeur d'exemple ; {advice}"
+    if len(value) < min_length:
+        return f"{name} est trop courte ({len(value)} caractères, {min_length} au moins) ; {advice}"
+    if any(char.isspace() for char in value) or not value.isprintable():
+        return f"{name} contient des espaces ou des caractères invisibles ; {advice}"
+    if entropy_estimate(value) < SECRET_MIN_BITS:
+        return (
+            f"{name} est trop prévisible (répétitions, suites ou trop peu de caractères différents) : "
+            f"ce doit être une valeur tirée au hasard ; {advice}"
+        )
+    return None
 
 
 class IssuerIdentity(BaseModel):
@@ -203,6 +277,18 @@ class Settings(BaseSettings):
     # Provisioning
     provisioning_webhook_url: str | None = None
 
+    # Rate limits of the web app (see the module's docstring); 0 turns a limit off.
+    rate_ip_per_minute: int = Field(default=120, ge=0)
+    rate_link_per_minute: int = Field(default=30, ge=0)
+    rate_questions_per_link_per_hour: int = Field(default=5, ge=0)
+    rate_api_key_per_minute: int = Field(default=60, ge=0)
+    rate_api_submissions_per_key_per_hour: int = Field(default=60, ge=0)
+    rate_api_failures_before_delay: int = Field(default=5, ge=0)
+    rate_api_failure_delay_seconds: float = Field(default=1.0, ge=0, le=10)
+    rate_api_failures_before_lockout: int = Field(default=20, ge=0)
+    rate_api_failure_window_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    rate_api_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+
     @model_validator(mode="before")
     @classmethod
     def _complete_issuers(cls, data: Any) -> Any:
@@ -218,12 +304,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
         if self.environment == "production":
-            if self.secret_key == PLACEHOLDER_SECRET or len(self.secret_key) < 32:
-                raise ValueError(
-                    "MAIRIE_SECRET_KEY must be set to a random value of at least 32 characters in production"
-                )
-            if self.api_key is not None and len(self.api_key) < 24:
-                raise ValueError("MAIRIE_API_KEY must be at least 24 characters in production")
+            problem = secret_strength(self.secret_key, "MAIRIE_SECRET_KEY", min_length=32)
+            if problem is None and self.api_key is not None:
+                problem = secret_strength(self.api_key, "MAIRIE_API_KEY", min_length=24)
+            if problem is not None:
+                raise ValueError(problem)
         return self
 
     # Derived paths -----------------------------------------------------------------------------

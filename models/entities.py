@@ -605,3 +605,28 @@ class StoredDocument(SQLModel, table=True):
     content_type: str = Field(default="application/pdf", max_length=100)
     size: int
     created_at: datetime = _ts(default_factory=utcnow)
+
+
+# Imported here, not at the top: this table was added as one block at the end of the module.
+from sqlalchemy import BigInteger  # noqa: E402
+
+
+class WebGuard(SQLModel, table=True):
+    """What the web app remembers across its processes to guard the API and the approval links: a rate-limit
+    counter (requests of one subject in the current fixed window, and a lockout after failed API keys) or
+    an API idempotency key (the answer given to the first request that carried it).
+
+    `subject` is a SHA-256 (hex) of what is counted — an IP address, an API key, a link — so that no key,
+    link or address is stored in clear. Times are seconds since the epoch (compared, never shown); a row
+    past `expires_at` is of no use and is pruned.
+    """
+
+    # ip | link | question | api-key | api-submit | api-fail | idempotency
+    bucket: str = Field(primary_key=True, max_length=24)
+    subject: str = Field(primary_key=True, max_length=64)
+    window_number: int = Field(default=0, sa_type=BigInteger)  # epoch seconds // the window's length
+    count: int = 0
+    blocked_until: int | None = Field(default=None, sa_type=BigInteger)
+    expires_at: int = Field(sa_type=BigInteger, index=True)
+    fingerprint: str | None = Field(default=None, max_length=64)  # idempotency: SHA-256 of the request body
+    answer: dict[str, Any] | None = _json()  # idempotency: {"status": 201, "body": {...}} once answered

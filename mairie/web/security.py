@@ -83,10 +83,15 @@ def client_ip(peer: str | None, forwarded_for: str | None, trusted_proxies: Iter
     return hops[0][:64] if hops else peer
 
 
-def evidence_of(request: Request, settings: Settings) -> Evidence:
-    """IP address and user agent of the request, as recorded with a decision."""
+def visitor_ip(request: Request) -> str | None:
+    """The visitor's address for this request (`client_ip` with the app's trusted proxies)."""
+    settings: Settings = request.app.state.settings
     peer = request.client.host if request.client else None
     trusted = getattr(settings, "trusted_proxies", None) or ()
-    ip = client_ip(peer, request.headers.get("x-forwarded-for"), trusted)
+    return client_ip(peer, request.headers.get("x-forwarded-for"), trusted)
+
+
+def evidence_of(request: Request, settings: Settings) -> Evidence:
+    """IP address and user agent of the request, as recorded with a decision."""
     agent = request.headers.get("user-agent")
-    return Evidence(ip_address=ip, user_agent=agent[:USER_AGENT_MAX] if agent else None)
+    return Evidence(ip_address=visitor_ip(request), user_agent=agent[:USER_AGENT_MAX] if agent else None)

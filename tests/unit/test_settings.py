@@ -1,3 +1,5 @@
+import secrets
+
 import pytest
 from pydantic import ValidationError
 
@@ -14,7 +16,7 @@ def test_one_nested_issuer_setting_keeps_the_rest(monkeypatch):
 def test_production_refuses_the_placeholder_secret():
     with pytest.raises(ValidationError, match="MAIRIE_SECRET_KEY"):
         Settings(_env_file=None, environment="production", secret_key=PLACEHOLDER_SECRET)  # type: ignore[call-arg]
-    Settings(_env_file=None, environment="production", secret_key="x" * 40)  # type: ignore[call-arg]
+    Settings(_env_file=None, environment="production", secret_key=secrets.token_urlsafe(32))  # type: ignore[call-arg]
 
 
 def test_an_issuer_with_a_bad_siret_is_refused(monkeypatch):

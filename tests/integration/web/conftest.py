@@ -46,7 +46,12 @@ BROWSER = "Mozilla/5.0 (Linux; Android 14) Navigateur-de-test/1.0"
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    settings = make_settings(tmp_path, db_url, api_key=API_KEY, secret_key=SECRET, public_url=PUBLIC_URL)
+    # Every request of the TestClient comes from one address ("testclient"): the limit per address is off
+    # here so that the attack tests (a thousand forged links) test the links, not the rate limit; the
+    # limits have their own tests (test_rate_limits.py).
+    settings = make_settings(
+        tmp_path, db_url, api_key=API_KEY, secret_key=SECRET, public_url=PUBLIC_URL, rate_ip_per_minute=0
+    )
     initialise(settings)
     return settings
 

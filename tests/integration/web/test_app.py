@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
@@ -85,7 +86,9 @@ def test_health_says_when_the_database_is_unreachable(tmp_path: Path) -> None:
 
 
 def test_api_docs_only_in_development(tmp_path: Path) -> None:
-    production = make_settings(tmp_path, environment="production", secret_key="s" * 40, api_key="k" * 30)
+    production = make_settings(
+        tmp_path, environment="production", secret_key=secrets.token_urlsafe(32), api_key=secrets.token_urlsafe(24)
+    )
     with TestClient(create_app(production)) as client:
         assert client.get("/docs").status_code == 404
         assert client.get("/redoc").status_code == 404
