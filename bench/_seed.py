@@ -48,6 +48,7 @@ from mairie.database import engine as engine_for
 from mairie.services.intake import PLATFORM, _snapshot
 from mairie.services.paperwork import vat_of as vat_regime
 from mairie.settings import Settings
+from models.buyer import default_address
 from models.catalog import Grid, grid_in_force
 from models.directory import Found, vintage_in_force
 from models.eligibility import assess
@@ -72,8 +73,9 @@ from models.entities import (
     SubscriptionItem,
 )
 from models.numbering import format_number
-from models.pricing import BasketLine, PricedDocument, quote_preview
+from models.pricing import BasketLine, PricedDocument, first_invoice_document, quote_preview
 from models.reference_data import COMMUNES_FILE, stored_grids
+from models.terms import due_on
 from models.types import table_of
 
 ESTABLISHMENT_KINDS = (
@@ -117,6 +119,9 @@ class SeedEntry:
     signatory_email: str
     signatory_capacity: str = "Maire"
     siret: str | None = None
+    address_line: str | None = None  # the billing address given with the request (None: the mairie's default)
+    postcode: str | None = None
+    city: str | None = None
     commitment_number: str | None = None
     chorus_service_code: str | None = None
     domain_names: tuple[str, ...] = ()
@@ -234,6 +239,10 @@ def plan_entries(n: int, *, year: int = 2026, seed: int = 0) -> list[SeedEntry]:
             support = ESTABLISHMENT_SUPPORT_FEE
             slug = f"{_slug(kind)}-{slug}"
         mailboxes = next(b.quantity for b in basket if b.code.startswith("messagerie"))
+        postcodes = commune["postcodes"].split()
+        # A commune with one postcode is invoiced at its mairie by default; otherwise (and for an
+        # establishment, which has no default) the request gives the address, as a person would.
+        address = None if establishment is None and len(postcodes) == 1 else ("Mairie", postcodes[0], commune["name"])
         entries.append(
             SeedEntry(
                 identifier=identifier,
@@ -243,6 +252,9 @@ def plan_entries(n: int, *, year: int = 2026, seed: int = 0) -> list[SeedEntry]:
                 signatory_email=f"{'maire' if round_ == 0 else 'president'}@{slug}.example",
                 signatory_capacity=capacity,
                 siret=siret_of(siren),
+                address_line=address[0] if address else None,
+                postcode=address[1] if address else None,
+                city=address[2] if address else None,
                 commitment_number=f"ENG-{year}-{i + 1:05d}" if rng.random() < 0.3 else None,
                 domain_names=(f"{slug}.fr",) if has_domain else (),
                 mailbox_names=tuple(
@@ -356,10 +368,22 @@ def _token(*parts: object) -> str:
     return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:22]
 
 
-def _priced_rows(priced: PricedDocument, *, with_note: bool = False, **extra: Any) -> list[dict[str, Any]]:
+def _priced_rows(
+    priced: PricedDocument, *, with_note: bool = False, with_periods: bool = False, **extra: Any
+) -> list[dict[str, Any]]:
     return [
         dict(
             **({"note": line.note} if with_note else {}),
+            **(
+                {
+                    "period_start": line.period_start,
+                    "period_end": line.period_end,
+                    "months": line.months,
+                    "origin": line.origin,
+                }
+                if with_periods
+                else {}
+            ),
             position=line.position,
             item_code=line.code,
             label=line.label,
@@ -412,6 +436,7 @@ class _Communes:
             population_municipal=pop.municipal if pop else None,
             population_total=pop.total if pop else None,
             vintage=pop.vintage if pop else None,
+            postcodes=tuple(commune.postcodes.split()),
         )
 
 
@@ -491,6 +516,15 @@ def _prepare(
     return _Prepared(entry, found, grid, verdict, preview.quotes, cdg.code)
 
 
+def _billing_address(p: _Prepared) -> dict[str, str]:
+    """The billing address the chain stores: the request's, else the mairie's default."""
+    if p.entry.address_line and p.entry.postcode and p.entry.city:
+        return {"address": p.entry.address_line, "postcode": p.entry.postcode, "city": p.entry.city}
+    default = default_address(p.found.kind, p.found.name, p.found.postcodes)
+    assert default is not None, f"{p.found.name}: no default billing address"
+    return {"address": default.line, "postcode": default.postcode, "city": default.city}
+
+
 def _write(
     settings: Settings, w: _Writer, numbers: _Numbers, part: list[_Prepared], grid_ids: dict[str, int], year: int
 ) -> list[int]:
@@ -508,7 +542,7 @@ def _write(
                 siret=p.entry.siret,
                 insee_code=p.found.insee_code,
                 department=p.found.department,
-                city=p.found.name if p.found.kind == "commune" else "",
+                **_billing_address(p),
                 email=p.entry.signatory_email,
                 population_override=p.found.population_override,
                 chorus_service_code=p.entry.chorus_service_code,
@@ -735,8 +769,8 @@ def _write(
     # First invoices: the quotes' priced documents (as `provisioning.first_invoices`), billing year `year`.
     invoice_rows, invoice_docs = [], []
     for p, sid, cid in zip(part, subscription_ids, collectivity_ids, strict=True):
-        for priced in p.quotes:
-            identity = identities[priced.issuer]
+        for quoted in p.quotes:
+            priced = first_invoice_document(quoted, p.entry.delivered_on, full_first_year=settings.full_first_year)
             invoice_rows.append(
                 _row(
                     Invoice,
@@ -747,7 +781,7 @@ def _write(
                     kind="first",
                     billing_year=year,
                     issued_on=p.entry.delivered_on,
-                    due_on=p.entry.delivered_on + timedelta(days=identity.payment_term_days),
+                    due_on=due_on(p.entry.delivered_on, settings.payment_term_days),
                     delivery_date=p.entry.delivered_on,
                     total_ht=priced.total_ht,
                     total_vat=priced.total_vat,
@@ -758,14 +792,14 @@ def _write(
                     created_at=_at(p.entry.delivered_on),
                 )
             )
-            invoice_docs.append((priced, p.entry.delivered_on))
+            invoice_docs.append(priced)
     invoice_ids = w.insert(Invoice, invoice_rows)
     w.insert(
         InvoiceLine,
         [
             _row(InvoiceLine, invoice_id=iid, **line)
-            for iid, (priced, delivered) in zip(invoice_ids, invoice_docs, strict=True)
-            for line in _priced_rows(priced, period_start=delivered, period_end=date(year, 12, 31))
+            for iid, priced in zip(invoice_ids, invoice_docs, strict=True)
+            for line in _priced_rows(priced, with_periods=True)
         ],
     )
     return subscription_ids

@@ -107,3 +107,22 @@ def siret_of(siren: str, nic: str = "0001") -> str:
 
 
 REGNAUVILLE_SIRET = siret_of("216207001")  # the mairie of Regnauville (62700), as the tests invoice it
+
+
+def mairie_siret(identifier: str) -> str | None:
+    """The SIRET the tests give for a commune named by its INSEE code (or a SIREN): its SIREN with the
+    establishment 0001 — what a request must carry for its invoices (Chorus Pro); None for a code that
+    names no commune of France (the request is refused before its SIRET matters)."""
+    import csv
+
+    from models.directory import REST_OF_FRANCE_FILE
+    from models.reference_data import COMMUNES_FILE
+
+    if len(identifier) == 9 and identifier.isdigit():
+        return siret_of(identifier)
+    for path in (COMMUNES_FILE, REST_OF_FRANCE_FILE):
+        with path.open(encoding="utf-8", newline="") as handle:
+            siren = next((row["siren"] for row in csv.DictReader(handle) if row["insee_code"] == identifier), None)
+        if siren:
+            return siret_of(siren)
+    return None

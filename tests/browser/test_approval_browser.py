@@ -30,7 +30,7 @@ from mairie.settings import Settings
 from mairie.web import create_app
 from models.entities import Approval
 from notifications.mailserver import LoopbackMailServer, ReceivedMail
-from tests.conftest import make_settings
+from tests.conftest import mairie_siret, make_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -143,6 +143,7 @@ def test_mayor_signs_from_the_email_link_on_a_phone(stack: Stack) -> None:
 
     form = RequestForm(
         collectivity="62700",
+        siret=mairie_siret("62700"),
         items=[{"code": "messagerie-5go", "quantity": 3}],  # type: ignore[list-item]
         signatory_name="Jeanne Dupont",
         signatory_email=MAYOR,

@@ -24,13 +24,14 @@ from mairie.services.setup import initialise
 from mairie.settings import Settings
 from mairie.stack import start_web
 from mairie.web.security import csrf_token
-from tests.conftest import make_settings
+from tests.conftest import mairie_siret, make_settings
 from tests.integration.web.conftest import csrf_of, hidden, link_in, outbox, sign_fields, token_of
 
 API_KEY = "cle-api-journal-Zq3xT9wL2pV7mK4nR8sB"
 SECRET = "secret-journal-Hc5Jv8Nq2Wx6Lp9Tz3Rb7Kd4Mf1Gs0Ya"
 GOOD = {
     "collectivity": "62700",
+    "siret": mairie_siret("62700"),
     "items": [{"code": "messagerie-5go", "quantity": 3}],
     "signatory_name": "Jeanne Dupont",
     "signatory_email": "maire@regnauville.example",

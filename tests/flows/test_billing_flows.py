@@ -16,6 +16,7 @@ from mairie.services import approvals, conventions, payments, provisioning
 from mairie.services import intake as svc
 from mairie.services import quotes as quoting
 from models.entities import Invoice
+from tests.conftest import mairie_siret
 from tests.flows.test_intake_flow import _wait_for_paused
 
 DAY = date(2026, 11, 24)
@@ -24,6 +25,7 @@ DAY = date(2026, 11, 24)
 def _live(settings, code: str) -> None:
     form = RequestForm(
         collectivity=code,
+        siret=mairie_siret(code),
         items=[{"code": "messagerie-5go", "quantity": 2}],
         signatory_name="Signataire",
         signatory_email=f"maire.{code}@exemple.fr",
@@ -64,7 +66,8 @@ def test_campaign_waits_for_approval_and_excludes(stack, mail_server):
 
 def test_daily_reminders_skip_paid_invoices(stack, mail_server):
     _live(stack, "62700")
-    payments.record_payment(stack, "LFN-FAC-2026-00001", Decimal("33.60"), date(2026, 12, 1))
+    # live on 24 November: 2 accounts for November and December, 2 × 16,80 € × 2 / 12
+    payments.record_payment(stack, "LFN-FAC-2026-00001", Decimal("5.60"), date(2026, 12, 1))
     result = payment_reminders(today=date(2027, 1, 1))  # due 24/12/2026 → 8 days late
     assert result["reminders"] == ["CDG62-FAC-2026-00001:1"]
     reminders = [m for m in mail_server.messages() if m.subject.startswith("Rappel")]

@@ -14,6 +14,7 @@ from prefect.flow_runs import resume_flow_run
 from flows.intake import request_intake
 from mairie.schemas import RequestForm
 from mairie.services.intake import list_requests
+from tests.conftest import mairie_siret
 
 DAY = date(2026, 11, 24)
 
@@ -21,6 +22,7 @@ DAY = date(2026, 11, 24)
 def _form(identifier: str, email: str = "maire@exemple.fr", **items: int) -> RequestForm:
     return RequestForm(
         collectivity=identifier,
+        siret=mairie_siret(identifier),
         items=[{"code": c.replace("_", "-"), "quantity": q} for c, q in items.items()],
         signatory_name="Jeanne Dupont",
         signatory_email=email,

@@ -9,6 +9,7 @@ from mairie.schemas import RequestForm
 from mairie.services import approvals
 from mairie.services import intake as svc
 from mairie.services import quotes as quoting
+from tests.conftest import mairie_siret
 
 DAY = date(2026, 11, 24)
 
@@ -16,6 +17,7 @@ DAY = date(2026, 11, 24)
 def test_countersign_handoff_and_delivery(stack, mail_server):
     form = RequestForm(
         collectivity="62700",
+        siret=mairie_siret("62700"),
         items=[{"code": "messagerie-5go", "quantity": 2}],
         signatory_name="Jeanne Dupont",
         signatory_email="maire@regnauville.example",

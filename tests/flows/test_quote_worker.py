@@ -20,6 +20,7 @@ from mairie.schemas import RequestForm
 from mairie.services.intake import list_requests, register_request
 from mairie.stack import start_quote_worker, stop
 from mairie.submission import submit
+from tests.conftest import mairie_siret
 
 DAY = date(2026, 11, 25)
 
@@ -27,6 +28,7 @@ DAY = date(2026, 11, 25)
 def _form(identifier: str) -> RequestForm:
     return RequestForm(
         collectivity=identifier,
+        siret=mairie_siret(identifier),
         items=[{"code": "messagerie-5go", "quantity": 2}, {"code": "nom-de-domaine", "quantity": 1}],
         signatory_name="Jeanne Dupont",
         signatory_email="maire@exemple.fr",

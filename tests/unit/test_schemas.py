@@ -2,9 +2,11 @@ import pytest
 from pydantic import ValidationError
 
 from mairie.schemas import RequestForm, validation_message
+from tests.conftest import mairie_siret
 
 BASE = {
     "collectivity": "62700",
+    "siret": mairie_siret("62700"),
     "items": [{"code": "antivirus", "quantity": 1}],
     "signatory_name": "Jeanne Dupont",
     "signatory_email": "maire@exemple.fr",

@@ -21,6 +21,7 @@ from models.text import (
     text_problem,
     without_unsafe,
 )
+from tests.conftest import mairie_siret
 
 CONTROLS = [chr(c) for c in range(0x20)] + [chr(c) for c in range(0x7F, 0xA0)]
 REFUSED_ONE_LINE = [*CONTROLS, *sorted(BIDI_CONTROLS), "\u2028", "\u2029"]
@@ -108,6 +109,7 @@ def test_without_unsafe_leaves_only_what_the_policy_accepts(value: str) -> None:
 
 BASE = {
     "collectivity": "62700",
+    "siret": mairie_siret("62700"),
     "items": [{"code": "antivirus", "quantity": 1}],
     "signatory_name": "Jeanne Dupont",
     "signatory_email": "maire@exemple.fr",

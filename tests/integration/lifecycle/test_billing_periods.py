@@ -18,7 +18,7 @@ from mairie.services import quotes as quoting
 from models.catalog import load_grid_file
 from models.periods import miscounted, overlaps, spans_of
 from models.reference_data import DATA_DIR
-from tests.conftest import make_settings
+from tests.conftest import mairie_siret, make_settings
 
 GO_LIVE = date(2026, 12, 1)
 GRID = load_grid_file(DATA_DIR / "grids" / "2025-07-10.json")
@@ -28,6 +28,7 @@ RENEWS_AS = {i.code: i.renews_as for i in GRID.items if i.renews_as}
 def _live(settings):
     form = RequestForm(
         collectivity="62700",
+        siret=mairie_siret("62700"),
         items=[
             {"code": "messagerie-5go", "quantity": 2},
             {"code": "nom-de-domaine", "quantity": 1},

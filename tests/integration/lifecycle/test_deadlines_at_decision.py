@@ -18,6 +18,7 @@ from mairie.services.links import link_for
 from models.entities import Approval, Convention, OutboxMessage, ServiceRequest
 from models.errors import InvalidTransition
 from models.types import utcnow
+from tests.conftest import mairie_siret
 from tests.integration.lifecycle.conftest import token_of
 
 DAY = date(2026, 11, 24)
@@ -27,6 +28,7 @@ EVIDENCE = approvals.Evidence("203.0.113.7", "Mozilla/5.0 test")
 def _quoted(settings):
     form = RequestForm(
         collectivity="62700",
+        siret=mairie_siret("62700"),
         items=[{"code": "messagerie-5go", "quantity": 1}],
         signatory_name="Jeanne Dupont",
         signatory_email="maire@regnauville.example",

@@ -16,6 +16,7 @@ from mairie.services import approvals, conventions, credit_notes, provisioning
 from mairie.services import intake as svc
 from mairie.services import quotes as quoting
 from models.entities import CreditNoteLine, InvoiceLine, ProvisioningOrder
+from tests.conftest import mairie_siret
 from tests.integration.lifecycle.conftest import mails_to
 
 DAY = date(2026, 11, 24)
@@ -32,6 +33,7 @@ def _run(settings, *args):
 def _quoted(settings):
     form = RequestForm(
         collectivity="62700",
+        siret=mairie_siret("62700"),
         items=[{"code": "messagerie-5go", "quantity": 2}, {"code": "nom-de-domaine", "quantity": 1}],
         signatory_name="Jeanne Dupont",
         signatory_email="maire@regnauville.example",

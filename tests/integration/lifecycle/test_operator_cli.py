@@ -17,6 +17,7 @@ from mairie.services import approvals, conventions, provisioning
 from mairie.services import intake as svc
 from mairie.services import quotes as quoting
 from models.entities import Payment
+from tests.conftest import mairie_siret
 
 DAY = date(2026, 11, 24)
 runner = CliRunner()
@@ -27,6 +28,7 @@ def live(settings):
     """A collectivity whose services are delivered (signatures recorded by operators)."""
     form = RequestForm(
         collectivity="62700",
+        siret=mairie_siret("62700"),
         items=[{"code": "messagerie-5go", "quantity": 2}],
         signatory_name="Jeanne Dupont",
         signatory_email="maire@regnauville.example",

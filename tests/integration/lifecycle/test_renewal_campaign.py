@@ -17,6 +17,7 @@ from mairie.services import quotes as quoting
 from mairie.services.setup import initialise
 from models.catalog import GRIDS_DIR
 from models.entities import CommunePopulation, Invoice, NumberSequence, SubscriptionItem
+from tests.conftest import mairie_siret
 
 DAY = date(2026, 11, 24)
 CAMPAIGN_DAY = date(2027, 1, 15)
@@ -25,6 +26,7 @@ CAMPAIGN_DAY = date(2027, 1, 15)
 def _live(settings, code: str, items: dict[str, int]) -> None:
     form = RequestForm(
         collectivity=code,
+        siret=mairie_siret(code),
         items=[{"code": c, "quantity": q} for c, q in items.items()],
         signatory_name="Signataire",
         signatory_email=f"maire.{code}@exemple.fr",

@@ -13,6 +13,7 @@ from mairie.services import approvals, conventions
 from mairie.services import intake as svc
 from mairie.services import quotes as quoting
 from mairie.services.mail import dispatch
+from tests.conftest import mairie_siret
 from tests.integration.lifecycle.conftest import link_in, mails_to, token_of
 
 DAY = date(2026, 11, 24)
@@ -22,6 +23,7 @@ MAYOR = "maire@regnauville.example"
 def test_new_version_voids_earlier_links(settings, mail_server):
     form = RequestForm(
         collectivity="62700",
+        siret=mairie_siret("62700"),
         items=[{"code": "stockage-go", "quantity": 120}],
         signatory_name="Jeanne Dupont",
         signatory_email=MAYOR,

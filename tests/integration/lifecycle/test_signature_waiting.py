@@ -10,6 +10,7 @@ from mairie.services import intake as svc
 from mairie.services import quotes as quoting
 from mairie.services.mail import dispatch
 from models.types import utcnow
+from tests.conftest import mairie_siret
 from tests.integration.lifecycle.conftest import mails_to
 
 DAY = date(2026, 11, 24)
@@ -19,6 +20,7 @@ MAYOR = "maire@regnauville.example"
 def test_reminders_then_expiry(settings, mail_server):
     form = RequestForm(
         collectivity="62700",
+        siret=mairie_siret("62700"),
         items=[{"code": "antivirus", "quantity": 1}],
         signatory_name="Jeanne Dupont",
         signatory_email=MAYOR,

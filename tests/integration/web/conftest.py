@@ -35,7 +35,7 @@ from models.entities import (
     ServiceRequest,
     StoredDocument,
 )
-from tests.conftest import make_settings
+from tests.conftest import mairie_siret, make_settings
 
 API_KEY = "cle-api-de-test-0123456789abcdef"
 SECRET = "secret-de-test-ne-pas-utiliser-0123456789abcdef"
@@ -68,6 +68,7 @@ def new_convention(
     """A request for three 5 GB mailboxes, quoted: both quotes, the draft convention, the mayor's link."""
     form = RequestForm(
         collectivity=collectivity,
+        siret=mairie_siret(collectivity),
         items=[{"code": "messagerie-5go", "quantity": 3}],  # type: ignore[list-item]
         signatory_name="Jeanne Dupont",
         signatory_email=email,

@@ -18,12 +18,13 @@ from mairie.services.quotes import QuotesOutcome
 from mairie.settings import Settings, get_settings
 from mairie.web import create_app
 from models.entities import ServiceRequest
-from tests.conftest import make_settings
+from tests.conftest import mairie_siret, make_settings
 from tests.integration.web.conftest import API_KEY, snapshot
 
 KEY = {"X-API-Key": API_KEY}
 GOOD = {
     "collectivity": "62700",
+    "siret": mairie_siret("62700"),
     "items": [{"code": "messagerie-5go", "quantity": 3}],
     "signatory_name": "Jeanne Dupont",
     "signatory_email": "maire@regnauville.example",

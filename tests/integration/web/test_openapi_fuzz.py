@@ -9,7 +9,8 @@ fuzzing, stateful; valid and invalid bodies, ids, headers, other methods):
   table included, is counted before and after each call;
 - a body that the published schema accepts is refused (422) only for what no JSON schema can say: a
   SIREN or SIRET checksum, an item asked twice, an address that email-validator refuses, a billing
-  SIRET of another collectivity (`positive_data_acceptance` would also count those);
+  SIRET of another collectivity, a postcode that is not the commune's, a billing SIRET or address left
+  out for a collectivity that has none on file (`positive_data_acceptance` would also count those);
 - a body the API accepts is, as the API normalises it (surrounding spaces stripped, codes and names in
   lower case, spaces of a SIRET removed), valid for the published schema (`negative_data_rejection`
   would count the normalisation itself as accepting invalid data).
@@ -58,7 +59,12 @@ LIMITS_OFF = {
     "rate_api_failures_before_lockout": 0,
 }
 # Why a schema-valid body may still be refused: what JSON Schema cannot express.
-BEYOND_SCHEMA = re.compile(r"clé de contrôle|demandé deux fois|adresse électronique invalide|n.appartient pas à")
+BEYOND_SCHEMA = re.compile(
+    r"clé de contrôle|demandé deux fois|adresse électronique invalide|n.appartient pas à"
+    # what depends on the collectivity named: its postcodes, and whether its SIRET and address are on file
+    r"|code postal \d{5} inconnu pour cette commune|indiquez le SIRET de l.établissement facturé"
+    r"|indiquez l.adresse de facturation"
+)
 
 
 @dataclass
