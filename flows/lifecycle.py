@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.intake import quote_and_send
 from mairie.formatting import PARIS, euros
-from mairie.services import approvals, conventions, followup, intake, provisioning, signature_deadlines
+from mairie.services import approvals, buyers, conventions, followup, intake, provisioning, signature_deadlines
 from mairie.services.mail import dispatch
 from mairie.settings import get_settings
 from models.errors import DomainError
@@ -50,6 +50,12 @@ def handoff(convention_id: int) -> provisioning.OrderOutcome:
     """Issue the provisioning order of a convention in force, and post it to the syndicat's webhook when
     new (idempotent; the same follow-up as a decision's, `mairie.services.followup.hand_off`)."""
     return followup.hand_off(get_settings(), convention_id)
+
+
+@task(cache_policy=NO_CACHE)
+def release_held_invoices() -> list[str]:
+    """First invoices held for an incomplete buyer identity, now complete: issue them."""
+    return buyers.release_held(get_settings(), datetime.now(PARIS).date())
 
 
 @task(cache_policy=NO_CACHE)
@@ -97,16 +103,25 @@ def follow_conventions(quote_grace_s: int = QUOTE_GRACE_S) -> dict[str, Any]:
         if order.created:
             publish_order(order)
         orders.append(order.number)
+    released = release_held_invoices()
     sent = send_mail()
     logger.info(
-        "Devis %s, relances %s, expirées %s, bons %s, courriels %s",
+        "Devis %s, relances %s, expirées %s, bons %s, factures libérées %s, courriels %s",
         quoted,
         report.reminders,
         report.expired,
         orders,
+        released,
         sent,
     )
-    return {"quoted": quoted, "reminders": report.reminders, "expired": report.expired, "orders": orders, "sent": sent}
+    return {
+        "quoted": quoted,
+        "reminders": report.reminders,
+        "expired": report.expired,
+        "orders": orders,
+        "released": released,
+        "sent": sent,
+    }
 
 
 @flow(name="contre-signature-operateur", flow_run_name="contre-signature-{convention}-{party}", log_prints=False)

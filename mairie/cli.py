@@ -236,7 +236,12 @@ def request_submit(
     signatory_name: str = typer.Option(..., "--signatory-name", help="Nom du signataire"),
     signatory_email: str = typer.Option(..., "--signatory-email", help="Courriel du signataire"),
     signatory_capacity: str = typer.Option("Maire", "--signatory-capacity", help="Qualité du signataire"),
-    siret: str | None = typer.Option(None, "--siret", help="SIRET de facturation"),
+    siret: str | None = typer.Option(
+        None, "--siret", help="SIRET de l'établissement facturé, en général la mairie (facultatif s'il est connu)"
+    ),
+    address: str | None = typer.Option(None, "--address", help="Adresse de facturation (par défaut : Mairie)"),
+    postcode: str | None = typer.Option(None, "--postcode", help="Code postal de facturation"),
+    city: str | None = typer.Option(None, "--city", help="Commune de l'adresse de facturation"),
     chorus_service_code: str | None = typer.Option(None, "--chorus-service-code", help="Code service Chorus Pro"),
     commitment_number: str | None = typer.Option(None, "--commitment-number", help="Numéro d'engagement"),
     in_process: bool = typer.Option(False, "--in-process", help="Traiter ici, sans serveur Prefect"),
@@ -256,6 +261,9 @@ def request_submit(
                 "signatory_email": signatory_email,
                 "signatory_capacity": signatory_capacity,
                 "siret": siret,
+                "address_line": address,
+                "postcode": postcode,
+                "city": city,
                 "chorus_service_code": chorus_service_code,
                 "commitment_number": commitment_number,
             }
@@ -354,6 +362,38 @@ def collectivity_show(
     from mairie.cli_story import print_story
 
     print_story(out, story)
+
+
+@collectivity_app.command("billing")
+@handles_errors
+def collectivity_billing(
+    identifier: str = typer.Argument(..., help="Code INSEE, SIREN ou SIRET"),
+    siret: str | None = typer.Option(None, "--siret", help="SIRET de l'établissement facturé (la mairie)"),
+    address: str | None = typer.Option(None, "--address", help="Adresse de facturation"),
+    postcode: str | None = typer.Option(None, "--postcode", help="Code postal de facturation"),
+    city: str | None = typer.Option(None, "--city", help="Commune de l'adresse de facturation"),
+    service_code: str | None = typer.Option(None, "--service-code", help="Code service Chorus Pro"),
+    operator: str = typer.Option(..., "--operator", help="Opérateur qui corrige"),
+    as_json: bool = typer.Option(False, "--json", help="Sortie JSON"),
+) -> None:
+    """Corrige l'identité de facturation d'une collectivité ; les premières factures en attente partent."""
+    from mairie.services.buyers import BillingUpdate, update_billing
+    from models.clock import paris_today
+
+    update = BillingUpdate(siret=siret, address_line=address, postcode=postcode, city=city, service_code=service_code)
+    identity = update_billing(settings(), identifier, update, operator=operator, today=paris_today())
+    data = {
+        "siret": identity.siret,
+        "address_line": identity.address_line,
+        "postcode": identity.postcode,
+        "city": identity.city,
+        "service_code": identity.service_code,
+    }
+    if as_json:
+        print_json(data)
+        return
+    where = f"{identity.address_line}, {identity.postcode} {identity.city}"
+    out.print(f"Facturation : SIRET {identity.siret or '—'}, {where}")
 
 
 # --------------------------------------------------------------------------------------------------
