@@ -64,7 +64,7 @@ def forms(n: int) -> list[Any]:
     """`n` requests of distinct small communes (band fee: no operator step), realistic baskets."""
     import random
 
-    from bench._seed import realistic_basket, reference_communes
+    from bench._seed import realistic_basket, reference_communes, siret_of
     from mairie.schemas import RequestedItem, RequestForm
 
     rng = random.Random(62)
@@ -76,6 +76,8 @@ def forms(n: int) -> list[Any]:
         result.append(
             RequestForm(
                 collectivity=commune["insee_code"],
+                siret=siret_of(commune["siren"]),
+                postcode=commune["postcodes"].split()[0],
                 items=[RequestedItem(code=b.code, quantity=b.quantity) for b in basket],
                 signatory_name="Jeanne Dupont",
                 signatory_email=f"maire{commune['insee_code']}@exemple.fr",

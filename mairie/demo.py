@@ -35,6 +35,14 @@ class DemoError(Exception):
     pass
 
 
+def demo_siret(siren: str) -> str:
+    """The SIRET the demo gives for a mairie: its SIREN, establishment 0001 and the Luhn key. The real
+    one is the collectivity's to give; an operator corrects it with `mairie collectivity billing`."""
+    from stdnum import luhn
+
+    return siren + "0001" + luhn.calc_check_digit(siren + "0001")
+
+
 def pick_commune(settings: Settings) -> tuple[str, str, int]:
     with unit_of_work(settings) as uow:
         taken = set(uow.session.exec(select(Collectivity.insee_code)).all())
@@ -45,7 +53,7 @@ def pick_commune(settings: Settings) -> tuple[str, str, int]:
                 continue
             commune = uow.session.get(Commune, code)
             population = uow.session.exec(select(CommunePopulation).where(CommunePopulation.insee_code == code)).first()
-            if commune and population and population.total < 3500:
+            if commune and population and population.total < 3500 and len(commune.postcodes.split()) == 1:
                 return code, commune.name, population.total
     raise DemoError("toutes les communes candidates ont déjà une demande ; utilisez un autre dossier de données")
 
@@ -144,8 +152,13 @@ def run_demo(settings: Settings, out: Console) -> None:
     mayor = f"maire.{code}@demo.mairie-connectee.example"
     today = date.today()
 
+    with unit_of_work(settings) as uow:
+        commune = uow.session.get(Commune, code)
+        assert commune is not None  # pick_commune found it
+        siret = demo_siret(commune.siren)
     form = RequestForm(
         collectivity=code,
+        siret=siret,
         items=[
             RequestedItem(code="messagerie-5go", quantity=4),
             RequestedItem(code="nom-de-domaine", quantity=1),
