@@ -13,13 +13,13 @@ from typing import Any, NoReturn, ParamSpec, TypedDict, TypeVar
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
 from mairie.formatting import PARIS, euros, number
 from mairie.presenters import eligibility_json, preview_json
 from mairie.settings import Settings, get_settings
 from mairie.stack import StackError
+from mairie.terminal import SafeConsole
 from models.errors import DomainError, InvalidInput, StorageUnavailable
 from models.pricing import BasketLine
 
@@ -33,8 +33,8 @@ app = typer.Typer(
 quote_app = typer.Typer(help="Devis.", no_args_is_help=True)
 app.add_typer(quote_app, name="quote")
 
-out = Console()
-err = Console(stderr=True)
+out = SafeConsole()
+err = SafeConsole(stderr=True)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -244,10 +244,14 @@ def request_submit(
     city: str | None = typer.Option(None, "--city", help="Commune de l'adresse de facturation"),
     chorus_service_code: str | None = typer.Option(None, "--chorus-service-code", help="Code service Chorus Pro"),
     commitment_number: str | None = typer.Option(None, "--commitment-number", help="Numéro d'engagement"),
+    again: bool = typer.Option(
+        False, "--again", help="Déposer volontairement une seconde demande identique à une demande en cours"
+    ),
     in_process: bool = typer.Option(False, "--in-process", help="Traiter ici, sans serveur Prefect"),
     as_json: bool = typer.Option(False, "--json", help="Sortie JSON"),
 ) -> None:
-    """Dépose une demande et lance son traitement (via Prefect si un serveur est configuré)."""
+    """Dépose une demande et lance son traitement (via Prefect si un serveur est configuré). Une demande
+    identique à une demande en cours renvoie celle-ci (--again pour en déposer une seconde)."""
     from mairie.schemas import RequestForm, validation_message
     from mairie.submission import submit
 
@@ -266,6 +270,7 @@ def request_submit(
                 "city": city,
                 "chorus_service_code": chorus_service_code,
                 "commitment_number": commitment_number,
+                "allow_duplicate": again,
             }
         )
     except ValidationError as exc:
@@ -279,9 +284,16 @@ def request_submit(
         "run_id": result.run_id,
         "run_url": result.run_url,
         "result": result.result,
+        "existing": result.request.existing,
     }
     if as_json:
         print_json(data)
+        return
+    if result.request.existing:
+        out.print(
+            f"Une demande identique est déjà en cours : {data['reference']} ({data['status']}) ; "
+            "--again pour en déposer une seconde"
+        )
         return
     out.print(f"Demande [bold]{data['reference']}[/] ({data['collectivity']}) : {data['status']}")
     if result.run_id:
@@ -561,19 +573,26 @@ def payments_record(
     amount: str = typer.Argument(..., help="Montant payé (ex. 80,50)"),
     on: str = typer.Option(..., "--date", help="Date du paiement (AAAA-MM-JJ)"),
     reference: str | None = typer.Option(None, "--reference", help="Référence du virement"),
+    by: str = typer.Option("opérateur", "--by", help="Qui enregistre le paiement"),
 ) -> None:
     """Enregistre un paiement (partiel possible ; au-delà du reste à payer, refusé)."""
     from mairie.services.payments import record_payment
     from models.money import parse_amount
 
-    result = record_payment(settings(), number, parse_amount(amount), parse_day(on), reference=reference)
+    result = record_payment(
+        settings(), number, parse_amount(amount), parse_day(on), reference=reference, recorded_by=by
+    )
     out.print(f"{result.invoice} : {result.status} ; reste à payer {result.amount_due:.2f} €")
 
 
 @payments_app.command("import")
 @handles_errors
-def payments_import(path: str = typer.Argument(..., help="Fichier CSV")) -> None:
-    """Importe des paiements : colonnes invoice_number, amount, paid_on, reference (tout ou rien)."""
+def payments_import(
+    path: str = typer.Argument(..., help="Fichier CSV"),
+    by: str = typer.Option("import", "--by", help="Qui importe le fichier"),
+) -> None:
+    """Importe des paiements : colonnes invoice_number, amount, paid_on, reference (tout ou rien ; un
+    paiement déjà enregistré — même facture, référence, date et montant — ne l'est pas deux fois)."""
 
     from mairie.services.payments import import_payments
 
@@ -584,8 +603,11 @@ def payments_import(path: str = typer.Argument(..., help="Fichier CSV")) -> None
         text = file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInput(f"{path} n'est pas un fichier texte UTF-8") from None
-    rows = import_payments(settings(), text)
-    out.print(f"{len(rows)} paiements enregistrés.")
+    rows = import_payments(settings(), text, recorded_by=by)
+    already = [r.line for r in rows if r.already_recorded]
+    out.print(f"{len(rows) - len(already)} paiements enregistrés.")
+    if already:
+        out.print(f"{len(already)} déjà enregistrés, ignorés (lignes {', '.join(map(str, already))}).")
 
 
 invoices_app = typer.Typer(help="Factures.", no_args_is_help=True)

@@ -11,19 +11,19 @@ from pathlib import Path
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 
 from documents import render_avoir, render_convention, render_devis, render_facture
 from documents.data import Issuer
 from documents.samples import sample_avoir, sample_convention, sample_devis, sample_facture
 from mairie.settings import get_settings
+from mairie.terminal import SafeConsole
 from models.errors import DomainError
 
 documents_app = typer.Typer(help="Documents PDF : devis, convention, factures et avoirs.", no_args_is_help=True)
 SAMPLE_KINDS = ("devis", "convention", "facture", "avoir")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+out = SafeConsole()
+err = SafeConsole(stderr=True)
 
 
 @documents_app.callback()

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from mairie.settings import get_settings
+from mairie.terminal import SafeConsole
 from notifications.mailserver import LoopbackMailServer, ReceivedMail, is_loopback, list_messages, read_mail
 
 
@@ -32,7 +32,7 @@ def mail_server(
     ] = False,
 ) -> None:
     """Run a development SMTP server that keeps every message received as a .eml file, until Ctrl-C."""
-    console = Console()
+    console = SafeConsole()
     if not allow_remote and not is_loopback(host):
         _fail(
             f"« {host} » n'est pas une adresse de bouclage. Ce serveur accepte tout courriel sans "
@@ -62,7 +62,7 @@ def mail_list(
 ) -> None:
     """List the messages kept by the development mail server, oldest first."""
     folder = dir or get_settings().mail_path
-    console = Console()
+    console = SafeConsole()
     mails = list_messages(folder)
     if not mails:
         console.print(f"Aucun courriel dans {escape(str(folder))}.")
@@ -91,7 +91,7 @@ def _received_at(mail: ReceivedMail) -> str:
     return f"{stamp[0:4]}-{stamp[4:6]}-{stamp[6:8]} {stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}"
 
 
-def _announce(console: Console, path: Path) -> None:
+def _announce(console: SafeConsole, path: Path) -> None:
     mail = read_mail(path)
     console.print(f"reçu : {escape(mail.subject)} → {escape(', '.join(mail.envelope_to))}")
 
@@ -108,5 +108,5 @@ def _wait_for_stop() -> None:
 
 
 def _fail(message: str) -> None:
-    Console(stderr=True).print(f"[red]Erreur :[/red] {escape(message)}")
+    SafeConsole(stderr=True).print(f"[red]Erreur :[/red] {escape(message)}")
     raise typer.Exit(code=2)

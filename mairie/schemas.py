@@ -199,6 +199,13 @@ class RequestForm(BaseModel):
         description="Boîtes aux lettres souhaitées (partie avant @ : lettres, chiffres, point, tiret)",
         max_length=200,
     )
+    allow_duplicate: bool = Field(
+        default=False,
+        description=(
+            "Déposer volontairement une seconde demande identique à une demande en cours de la même "
+            "collectivité ; sans cela, la demande en cours est renvoyée et rien n'est créé"
+        ),
+    )
 
     @field_validator("collectivity")
     @classmethod

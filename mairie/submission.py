@@ -39,6 +39,8 @@ def submit(
 
     day = on or datetime.now(PARIS).date()
     outcome = register_request(settings, form, channel=channel, on=day)
+    if outcome.existing:  # the same request again: the one in progress is the answer, nothing starts
+        return Submission(outcome, None, None, {"reference": outcome.reference, "status": outcome.status})
     with prefect_of_running_stack(settings) as api:
         if api and not in_process:
             if outcome.status == "eligible":

@@ -27,6 +27,7 @@ from models.entities import Approval, Convention, Question
 from models.errors import InvalidInput, InvalidTransition
 from models.lifecycle import OPEN_CONVENTION, ApprovalStatus, ConventionStatus, RequestStatus, move
 from models.parties import PARTY_LABELS, decision_refusal, next_party, question_refusal, status_after_signature
+from models.text import clean_text
 from models.types import utcnow
 from notifications.contexts import team_contact
 
@@ -193,6 +194,9 @@ def _check_decidable(uow: UnitOfWork, settings: Settings, convention: Convention
 
 
 def _validate_decision(decision: Decision) -> None:
+    clean_text(decision.name, "Nom")  # the text policy, whoever calls: the page, the CLI, a flow
+    clean_text(decision.capacity, "Qualité")
+    clean_text(decision.deliberation_ref or "", "Délibération ou délégation")
     if len(decision.name.strip()) < 2:
         raise InvalidInput("Indiquez vos nom et prénom.")
     if len(decision.capacity.strip()) < 2:
@@ -225,6 +229,7 @@ def countersign_as_operator(
 ) -> DecisionOutcome:
     """An operator records a party's signature on its behalf (from the Prefect UI), recorded as such."""
     _validate_decision(decision)
+    operator = clean_text(operator, "l'opérateur")
     if len(operator.strip()) < 2:
         raise InvalidInput("Indiquez le nom de l'opérateur qui enregistre la signature.")
     with unit_of_work(settings) as uow:
@@ -249,7 +254,8 @@ def countersign_as_operator(
 
 def decline(settings: Settings, token: str, reason: str, name: str, evidence: Evidence) -> DecisionOutcome:
     """Decline through a link: the convention ends, operators and both issuers are told why."""
-    reason = reason.strip()
+    reason = clean_text(reason, "Motif", multiline=True).strip()
+    name = clean_text(name, "Nom")
     if not reason:
         raise InvalidInput("Indiquez le motif du refus.")
     if len(reason) > 4000:
@@ -310,7 +316,7 @@ def decline(settings: Settings, token: str, reason: str, name: str, evidence: Ev
 
 def ask_question(settings: Settings, token: str, message: str, evidence: Evidence) -> None:
     """Forward a question from the approval page to the operators (nothing else changes)."""
-    message = message.strip()
+    message = clean_text(message, "Question", multiline=True).strip()
     if not message:
         raise InvalidInput("Écrivez votre question.")
     if len(message) > 4000:

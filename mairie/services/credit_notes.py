@@ -18,6 +18,7 @@ from models.entities import CreditNote, CreditNoteLine, Invoice
 from models.errors import InvalidInput, InvalidTransition
 from models.lifecycle import InvoiceStatus, move
 from models.numbering import next_number
+from models.text import clean_text
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def credit_invoice(
     settings: Settings, number: str, reason: str, on: date, *, actor: str = "opérateur"
 ) -> CreditOutcome:
     """Issue a credit note (avoir) cancelling what remains of an invoice, in the issuer's AVO sequence."""
-    reason = reason.strip()
+    reason = clean_text(reason, "le motif", multiline=True).strip()
     if not reason:
         raise InvalidInput("indiquez le motif de l'avoir (--reason)")
     with unit_of_work(settings) as uow:

@@ -55,6 +55,7 @@ class RequestOutcome:
     on_quote: tuple[OnQuoteReason, ...] = ()
     pending: tuple[str, ...] = ()
     refusal_reasons: tuple[str, ...] = ()
+    existing: bool = False  # an identical request was already open: this is that one, nothing was created
 
 
 def basket_of(lines: list[ServiceRequestLine]) -> list[BasketLine]:
@@ -184,6 +185,8 @@ def register_request(
         assessment = assess_collectivity(session, settings, form.collectivity, on, basket)
         validate_basket(assessment.grid, basket)
         found, verdict = assessment.found, assessment.eligibility
+        if not form.allow_duplicate and (same := _open_identical(uow, found, form)) is not None:
+            return same
         collectivity = _upsert_collectivity(session, found, form) if verdict.eligible else _known(session, found)
         _upsert_signatory(session, collectivity, form)
         request = _store_request(session, form, collectivity, verdict, channel=channel, on=on, run_id=flow_run_id)
@@ -217,6 +220,53 @@ def register_request(
             pending=tuple(pending),
             refusal_reasons=tuple(request.refusal_reasons),
         )
+
+
+OPEN_REQUEST = (
+    RequestStatus.RECEIVED,
+    RequestStatus.WAITING_OPERATOR,
+    RequestStatus.ELIGIBLE,
+    RequestStatus.QUOTED,
+    RequestStatus.SIGNING,
+)
+
+
+def _open_identical(uow: UnitOfWork, found: Found, form: RequestForm) -> RequestOutcome | None:
+    """An open request of the same collectivity, signatory and items: the same request sent again (a
+    retried call, a double click), answered with the existing one instead of new numbers and emails."""
+    collectivity = uow.collectivities.by_siren(found.siren)
+    if collectivity is None:
+        return None
+    on_file = [
+        (form.siret, collectivity.siret),
+        (form.address_line, collectivity.address),
+        (form.postcode, collectivity.postcode),
+        (form.city, collectivity.city),
+    ]
+    if any(given is not None and given != stored for given, stored in on_file):
+        return None  # a new billing identity: not the same request (it is checked and stored as such)
+    wanted = {item.code: item.quantity for item in form.items}
+    candidates = uow.session.exec(
+        select(ServiceRequest).where(
+            ServiceRequest.collectivity_id == collectivity.id, col(ServiceRequest.status).in_(OPEN_REQUEST)
+        )
+    ).all()
+    for request in candidates:
+        assert request.id is not None
+        if request.signatory_email.lower() != str(form.signatory_email).lower():
+            continue
+        if {line.item_code: line.quantity for line in uow.requests.lines(request.id)} != wanted:
+            continue
+        return RequestOutcome(
+            request_id=request.id,
+            reference=request.reference,
+            status=request.status,
+            collectivity=collectivity.name,
+            on_quote=tuple((request.eligibility or {}).get("on_quote", [])),
+            refusal_reasons=tuple(request.refusal_reasons),
+            existing=True,
+        )
+    return None
 
 
 def _store_request(

@@ -18,11 +18,13 @@ from sqlmodel import Session, col, select
 from mairie.database import unit_of_work
 from mairie.settings import Settings
 from models import audit
+from models.clock import paris_today
 from models.db import UnitOfWork
 from models.entities import Invoice, OutboxMessage, Payment, Reminder
 from models.errors import InvalidInput, InvalidTransition, NotFound
 from models.lifecycle import InvoiceStatus, OutboxStatus, move
 from models.money import parse_amount
+from models.text import clean_text
 
 
 def amount_due(invoice: Invoice) -> Decimal:
@@ -51,6 +53,17 @@ class PaymentOutcome:
         return {"invoice": self.invoice, "status": str(self.status), "amount_due": f"{self.amount_due:.2f}"}
 
 
+def check_paid_on(invoice: Invoice, paid_on: date, today: date) -> None:
+    """A payment is dated between the invoice's issue and today (a typo, 0001-01-01 or 9999-12-31, never)."""
+    if paid_on < invoice.issued_on:
+        raise InvalidInput(
+            f"{invoice.number} : un paiement du {paid_on:%d/%m/%Y} précède la facture (émise le "
+            f"{invoice.issued_on:%d/%m/%Y}) ; vérifiez la date"
+        )
+    if paid_on > today:
+        raise InvalidInput(f"{invoice.number} : la date de paiement {paid_on:%d/%m/%Y} est dans le futur")
+
+
 def apply_payment(
     session: Session,
     invoice: Invoice,
@@ -59,10 +72,12 @@ def apply_payment(
     reference: str | None,
     source: str,
     recorded_by: str,
+    today: date | None = None,
 ) -> Payment:
     """Record one payment on an invoice, inside the caller's transaction."""
     if amount <= 0:
         raise InvalidInput("le montant d'un paiement doit être positif")
+    check_paid_on(invoice, paid_on, today or paris_today())
     due = amount_due(invoice)
     if amount > due:
         raise InvalidInput(
@@ -121,11 +136,15 @@ def record_payment(
     *,
     reference: str | None = None,
     recorded_by: str = "opérateur",
+    today: date | None = None,
 ) -> PaymentOutcome:
-    """Record a payment (partial payments allowed; more than what is due is refused)."""
+    """Record a payment (partial payments allowed; more than what is due is refused; dated between the
+    invoice's issue and `today`, Paris time by default)."""
+    reference = clean_text(reference, "la référence").strip() or None if reference else None
+    recorded_by = _who(recorded_by)
     with unit_of_work(settings) as uow:
         invoice = payable_invoice(uow, number)
-        apply_payment(uow.session, invoice, amount, paid_on, reference, "manual", recorded_by)
+        apply_payment(uow.session, invoice, amount, paid_on, reference, "manual", recorded_by, today)
         uow.commit()
         return PaymentOutcome(invoice.number, invoice.status, amount_due(invoice))
 
@@ -167,9 +186,11 @@ def parse_payments_csv(text: str) -> list[CsvPayment]:
                 raise ValueError("numéro de facture vide")
             amount = parse_amount(raw.get("amount") or "")
             paid_on = _parse_date(raw.get("paid_on") or "")
+            reference = clean_text(raw.get("reference") or "", "la référence").strip() or None
+            number = clean_text(number, "le numéro de facture")
         except ValueError as exc:
             raise InvalidInput(f"ligne {line} : {exc}") from None
-        rows.append(CsvPayment(line, number, amount, paid_on, (raw.get("reference") or "").strip() or None))
+        rows.append(CsvPayment(line, number, amount, paid_on, reference))
     if not rows:
         raise InvalidInput("le fichier ne contient aucun paiement")
     return rows
@@ -191,20 +212,60 @@ class ImportedPayment:
     line: int
     invoice: str
     status: str
+    already_recorded: bool = False  # the same payment (invoice, reference, date, amount) is on file
 
     def as_json(self) -> dict[str, object]:
-        return {"line": self.line, "invoice": self.invoice, "status": str(self.status)}
+        return {
+            "line": self.line,
+            "invoice": self.invoice,
+            "status": str(self.status),
+            "already_recorded": self.already_recorded,
+        }
 
 
-def import_payments(settings: Settings, text: str, *, recorded_by: str = "import") -> list[ImportedPayment]:
-    """Check the whole file, then record every payment in one transaction — all or nothing."""
+def _who(recorded_by: str) -> str:
+    who = " ".join(clean_text(recorded_by, "l'auteur").split())
+    if not 2 <= len(who) <= 200:
+        raise InvalidInput("indiquez qui enregistre le paiement (2 à 200 caractères)")
+    return who
+
+
+def _recorded(session: Session, invoice: Invoice, row: CsvPayment) -> bool:
+    """Whether this payment is on file already: same invoice, reference, date and amount."""
+    return (
+        session.exec(
+            select(Payment).where(
+                Payment.invoice_id == invoice.id,
+                Payment.reference == row.reference,
+                Payment.paid_on == row.paid_on,
+                Payment.amount == row.amount,
+            )
+        ).first()
+        is not None
+    )
+
+
+def import_payments(
+    settings: Settings, text: str, *, recorded_by: str = "import", today: date | None = None
+) -> list[ImportedPayment]:
+    """Check the whole file, then record every payment in one transaction — all or nothing. Idempotent on
+    (invoice, reference, date, amount): importing a file again records nothing twice, and says which lines
+    were already recorded."""
     rows = parse_payments_csv(text)
+    recorded_by = _who(recorded_by)
+    today = today or paris_today()
     with unit_of_work(settings) as uow:
         results = []
         for row in rows:
             try:
                 invoice = payable_invoice(uow, row.invoice_number)
-                apply_payment(uow.session, invoice, row.amount, row.paid_on, row.reference, "import", recorded_by)
+                if _recorded(uow.session, invoice, row):
+                    results.append(ImportedPayment(row.line, invoice.number, invoice.status, already_recorded=True))
+                    continue
+                apply_payment(
+                    uow.session, invoice, row.amount, row.paid_on, row.reference, "import", recorded_by, today
+                )
+                uow.session.flush()  # the next line of the same file sees this payment
             except (InvalidInput, NotFound) as exc:
                 raise InvalidInput(f"ligne {row.line} : {exc} ; aucun paiement du fichier n'est enregistré") from None
             results.append(ImportedPayment(row.line, invoice.number, invoice.status))

@@ -44,6 +44,7 @@ from models.entities import (
 from models.errors import InvalidInput, InvalidTransition
 from models.lifecycle import ConventionStatus, OrderStatus, move
 from models.numbering import next_number
+from models.text import clean_text
 from models.types import utcnow
 
 
@@ -256,6 +257,7 @@ def post_webhook(settings: Settings, payload: dict[str, Any]) -> int | None:
 
 def acknowledge(settings: Settings, ref: int | str, who: str) -> OrderOutcome:
     """Acknowledge the order (once: acknowledging again changes nothing)."""
+    who = clean_text(who, "qui accuse réception")
     if len(who.strip()) < 2:
         raise InvalidInput("indiquez qui accuse réception")
     with unit_of_work(settings) as uow:
@@ -292,6 +294,7 @@ def deliver(
 ) -> DeliveryOutcome:
     """Mark items (or all) delivered on a date. When every item is delivered, the subscription starts
     (each item on its delivery date) and the first invoices of both issuers are issued."""
+    who = clean_text(who, "qui a livré")
     if len(who.strip()) < 2:
         raise InvalidInput("indiquez qui a livré")
     with unit_of_work(settings) as uow:

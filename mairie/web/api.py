@@ -141,6 +141,10 @@ class SubmittedOut(BaseModel):
     status: str = Field(description="État de la demande (eligible, waiting_operator, quoted, refused…)")
     run_id: str | None = Field(description="Exécution Prefect (tâche ou flux) qui traite la demande, s'il y en a une")
     run_url: str | None = Field(description="Lien vers cette exécution dans l'interface Prefect")
+    existing: bool = Field(
+        default=False,
+        description="Vrai quand une demande identique était déjà en cours : c'est elle (réponse 200), rien n'est créé",
+    )
 
 
 RETRY_AFTER = {"Retry-After": {"description": "Secondes à attendre avant de réessayer", "schema": {"type": "integer"}}}
@@ -191,6 +195,7 @@ def _submit(request: Request, form: RequestForm) -> SubmittedOut:
         status=current.status,
         run_id=done.run_id,
         run_url=done.run_url,
+        existing=done.request.existing,
     )
 
 
@@ -200,6 +205,7 @@ def _submit(request: Request, form: RequestForm) -> SubmittedOut:
     response_model=SubmittedOut,
     responses={
         **ERRORS,
+        200: {"model": SubmittedOut, "description": "Une demande identique est déjà en cours : la voici"},
         404: {"model": ErrorOut, "description": "Commune ou collectivité inconnue"},
         409: {"model": ErrorOut, "description": "Clé d'idempotence déjà utilisée pour un autre corps, ou en cours"},
     },
@@ -209,7 +215,8 @@ def post_request(request: Request, form: RequestForm, idempotency_key: Idempoten
     """Register the request (same validation as the CLI), then start its processing. With an
     `Idempotency-Key`, a repeated request gets the first answer again."""
     if idempotency_key is None:
-        return _submit(request, form)
+        out = _submit(request, form)
+        return JSONResponse(out.model_dump(mode="json"), status_code=200 if out.existing else 201)
     settings = settings_of(request)
     key = idempotency.subject(settings.api_key or "", idempotency_key)
     stored = idempotency.reserve(settings, key, idempotency.fingerprint_of(form.model_dump(mode="json")))
@@ -221,8 +228,9 @@ def post_request(request: Request, form: RequestForm, idempotency_key: Idempoten
         idempotency.forget(settings, key)
         raise
     body = out.model_dump(mode="json")
-    idempotency.answer(settings, key, 201, body)
-    return JSONResponse(body, status_code=201)
+    status = 200 if out.existing else 201
+    idempotency.answer(settings, key, status, body)
+    return JSONResponse(body, status_code=status)
 
 
 def _replay(stored: idempotency.Stored, fingerprint: str) -> JSONResponse:

@@ -9,8 +9,9 @@ import contextlib
 import csv
 import io
 import re
+import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from mairie.settings import Settings
 from models.catalog import SUPPORT_CODE, bundled_grid_files, load_grid_file
 from models.entities import Invoice, Payment
 from models.errors import DomainError, InvalidInput
+from models.text import text_problem
 from tests.faults.conftest import campaign_settings
 
 FUZZ = settings(
@@ -209,6 +211,7 @@ PARSE_FAULTS = {
     "empty_number": [""],
 }
 IMPORT_FAULTS = ("unknown_invoice", "too_much", "negative")
+TODAY = date(2027, 6, 30)  # the import's today: a payment dated later is refused, as one before its invoice
 FAULTS = ("ok", "ok", "ok", *PARSE_FAULTS, *IMPORT_FAULTS)
 # references without the delimiters: see test_payments_delimiter_is_read_from_the_header
 REFERENCE = st.text(st.characters(blacklist_characters=",;\x00\r\n", blacklist_categories=("Cs",)), max_size=30)
@@ -219,7 +222,7 @@ class Spec:
     fault: str
     invoice: int
     cents: int
-    paid_on: date
+    days: int  # the payment's date, in days after the invoice's issue (negative: before it)
     reference: str
     french: bool  # amounts "12,50" and dates "DD/MM/YYYY"
     variant: int
@@ -231,7 +234,7 @@ specs = st.lists(
         st.sampled_from(FAULTS),
         st.integers(0, 11),
         st.integers(1, 100_000),
-        st.dates(min_value=date(2026, 1, 1), max_value=date(2027, 12, 31)),
+        st.integers(-60, 700),
         REFERENCE,
         st.booleans(),
         st.integers(0, 20),
@@ -241,15 +244,29 @@ specs = st.lists(
 )
 
 
+Issued = list[tuple[str, Decimal, date]]  # number, amount due, issue date
+
+
 @pytest.fixture(scope="module")
-def invoices(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, list[tuple[str, Decimal]]]:
+def invoices(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Issued]:
     """Twelve issued invoices (the first invoices of six seeded subscriptions), none paid."""
     folder = tmp_path_factory.mktemp("payments")
     settings = campaign_settings(folder, f"sqlite:///{folder / 'mairie.sqlite3'}", 1)
     seed_live(settings, 6, year=2026)
     with unit_of_work(settings) as uow:
-        rows = uow.session.exec(select(Invoice.number, Invoice.total_ttc).order_by(Invoice.number)).all()
-    return settings, [(n, t) for n, t in rows]
+        rows = uow.session.exec(
+            select(Invoice.number, Invoice.total_ttc, Invoice.issued_on).order_by(Invoice.number)
+        ).all()
+    return settings, [(n, t, d) for n, t, d in rows]
+
+
+def _refused_reference(spec: Spec) -> bool:
+    return text_problem(spec.reference) is not None  # a control or bidi character: the text policy refuses it
+
+
+def _refused_date(spec: Spec, issued: Issued) -> bool:
+    issued_on = issued[spec.invoice][2]
+    return spec.fault not in PARSE_FAULTS and not issued_on <= issued_on + timedelta(days=spec.days) <= TODAY
 
 
 def _cell_amount(spec: Spec, total: Decimal) -> str:
@@ -261,23 +278,24 @@ def _cell_amount(spec: Spec, total: Decimal) -> str:
     return f"{amount:.2f}".replace(".", ",") if spec.french else f"{amount:.2f}"
 
 
-def _cell_date(spec: Spec) -> str:
+def _cell_date(spec: Spec, issued_on: date) -> str:
     if spec.fault == "bad_date":
         return PARSE_FAULTS["bad_date"][spec.variant % len(PARSE_FAULTS["bad_date"])]
-    return spec.paid_on.strftime("%d/%m/%Y") if spec.french else spec.paid_on.isoformat()
+    paid_on = issued_on + timedelta(days=spec.days)
+    return paid_on.strftime("%d/%m/%Y") if spec.french else paid_on.isoformat()
 
 
-def _csv(rows: list[Spec], invoices: list[tuple[str, Decimal]], delimiter: str, columns: list[str]) -> str:
+def _csv(rows: list[Spec], invoices: Issued, delimiter: str, columns: list[str]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
     writer.writerow(columns)
     for spec in rows:
-        number, total = invoices[spec.invoice]
+        number, total, issued_on = invoices[spec.invoice]
         number = {"empty_number": "", "unknown_invoice": "LFN-FAC-2026-99999"}.get(spec.fault, number)
         cells = {
             "invoice_number": number,
             "amount": _cell_amount(spec, total),
-            "paid_on": _cell_date(spec),
+            "paid_on": _cell_date(spec, issued_on),
             "reference": spec.reference,
         }
         writer.writerow([cells[c] for c in columns])
@@ -297,13 +315,13 @@ def _paid(settings: Settings) -> tuple[int, Decimal]:
     delimiter=st.sampled_from([",", ";"]),
     columns=st.permutations(["invoice_number", "amount", "paid_on", "reference"]),
 )
-def test_payments_csv(
-    invoices: tuple[Settings, list[tuple[str, Decimal]]], rows: list[Spec], delimiter: str, columns: list[str]
-) -> None:
+def test_payments_csv(invoices: tuple[Settings, Issued], rows: list[Spec], delimiter: str, columns: list[str]) -> None:
     settings, issued = invoices
     text = _csv(rows, issued, delimiter, columns)
-    first = {kind: next((i + 2 for i, s in enumerate(rows) if s.fault in kinds), None)
-             for kind, kinds in (("parse", PARSE_FAULTS), ("import", IMPORT_FAULTS))}  # fmt: skip
+    parse = [s.fault in PARSE_FAULTS or _refused_reference(s) for s in rows]
+    imports = [s.fault in IMPORT_FAULTS or _refused_date(s, issued) for s in rows]
+    first = {kind: next((i + 2 for i, bad in enumerate(faults) if bad), None)
+             for kind, faults in (("parse", parse), ("import", imports))}  # fmt: skip
     if not rows:
         with pytest.raises(InvalidInput, match="aucun paiement"):
             payments.parse_payments_csv(text)
@@ -313,10 +331,11 @@ def test_payments_csv(
         assert [(p.line, p.invoice_number) for p in parsed] == [
             (i + 2, issued[s.invoice][0]) for i, s in enumerate(rows)
         ]
-        assert [p.reference for p in parsed] == [s.reference.strip() or None for s in rows]
+        expected = [unicodedata.normalize("NFC", s.reference).strip() or None for s in rows]
+        assert [p.reference for p in parsed] == expected
         return  # valid files are imported in test_payments_valid_file_is_recorded (the state stays unpaid here)
     with pytest.raises(InvalidInput) as caught:
-        payments.import_payments(settings, text)
+        payments.import_payments(settings, text, today=TODAY)
     expected = first["parse"] or first["import"]
     assert str(caught.value).startswith(f"ligne {expected} : "), (str(caught.value), text)
     assert _paid(settings) == (0, Decimal("0.00"))  # nothing recorded, not even the good lines before
@@ -342,7 +361,7 @@ def test_payments_valid_file_is_recorded(tmp_path: Path) -> None:
     text = "invoice_number;amount;paid_on;reference\n" + "".join(
         f"{n};{str(t).replace('.', ',')};15/01/2027;virement {i}\n" for i, (n, t) in enumerate(issued)
     )
-    results = payments.import_payments(settings, text)
+    results = payments.import_payments(settings, text, today=date(2027, 1, 15))
     assert [r.status for r in results] == ["paid"] * len(issued)
     assert _paid(settings) == (len(issued), sum((t for _, t in issued), Decimal("0.00")))
 

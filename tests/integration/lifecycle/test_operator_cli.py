@@ -79,9 +79,9 @@ def test_story_review_payments_and_credit(live, tmp_path):
         assert uow.session.exec(select(Payment)).all() == []  # the whole file is checked first
 
     # live on 24 November: the first support invoice bills November and December, 50,00 € × 2 / 12
-    too_much = run(live, "payments", "record", "CDG62-FAC-2026-00001", "8,34", "--date", "2026-12-02")
+    too_much = run(live, "payments", "record", "CDG62-FAC-2026-00001", "8,34", "--date", "2026-11-30")
     assert too_much.exit_code == 2 and "dépasse le reste à payer" in " ".join(too_much.stderr.split())
-    assert run(live, "payments", "record", "CDG62-FAC-2026-00001", "8,33", "--date", "2026-12-02").exit_code == 0
+    assert run(live, "payments", "record", "CDG62-FAC-2026-00001", "8,33", "--date", "2026-11-30").exit_code == 0
 
     credit = run(live, "invoices", "credit", "LFN-FAC-2026-00001", "--reason", "doublon", "--date", "2026-12-03")
     assert credit.exit_code == 0 and "LFN-AVO-2026-00001" in credit.stdout

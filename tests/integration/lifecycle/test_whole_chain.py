@@ -125,10 +125,12 @@ def test_request_to_first_invoices_and_renewal(settings, mail_server):
     # Payments: partial, too much (refused), then settled; reminders skip the paid invoice.
     renewal_lfn = next(i for i in first.issued if i.issuer == "LFN")
     renewal_cdg = next(i for i in first.issued if i.issuer == "CDG62")
-    payments.record_payment(settings, renewal_lfn.number, Decimal("10.00"), date(2027, 1, 20))
+    later = date(2027, 2, 1)  # the day the operator records them (a payment is never dated after today)
+    payments.record_payment(settings, renewal_lfn.number, Decimal("10.00"), date(2027, 1, 20), today=later)
     with pytest.raises(InvalidInput, match="dépasse le reste à payer"):
-        payments.record_payment(settings, renewal_lfn.number, renewal_lfn.total_ttc, date(2027, 1, 21))
-    payments.record_payment(settings, renewal_lfn.number, renewal_lfn.total_ttc - Decimal("10.00"), date(2027, 1, 22))
+        payments.record_payment(settings, renewal_lfn.number, renewal_lfn.total_ttc, date(2027, 1, 21), today=later)
+    rest = renewal_lfn.total_ttc - Decimal("10.00")
+    payments.record_payment(settings, renewal_lfn.number, rest, date(2027, 1, 22), today=later)
     report = dunning.run_reminders(settings, date(2027, 2, 22))
     # renewal CDG invoice: due 14/02, 8 days late → level 1; the unpaid first invoices (due 24/12/2026, 60 days
     # late) get only the highest level reached (no burst of three); the paid renewal invoice gets nothing.

@@ -145,7 +145,8 @@ def test_submission_is_201_then_the_request_can_be_followed(
 
     assert response.status_code == 201, response.text
     created = response.json()
-    assert set(created) == {"id", "reference", "status", "run_id", "run_url"}
+    assert set(created) == {"id", "reference", "status", "run_id", "run_url", "existing"}
+    assert created["existing"] is False
     assert created["reference"].startswith("MC-DEM-") and created["status"] == "quoted"
     state = client.get(f"/api/requests/{created['id']}", headers=KEY)
     assert state.status_code == 200
