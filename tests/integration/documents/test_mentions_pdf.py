@@ -75,7 +75,7 @@ def test_credit_note_pdf():
     text = _read(pdf := render_avoir(sample_avoir(SYNDICAT, CDG)))
     _xml_passes(pdf)
     assert "vient en déduction des sommes dues au titre de la facture LFN-FAC-2026-00031" in text
-    assert "remboursé à la collectivité par le comptable public de La Fibre Numérique 59-62" in text
+    assert "remboursé à la collectivité par le comptable public de l'émetteur" in text
     assert "sous 30 jours" not in text and "Échéance" not in text
     assert "Voies et délais de recours" in text and "Ordonnateur :" in text
 

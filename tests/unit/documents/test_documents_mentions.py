@@ -113,8 +113,8 @@ def test_invoice_prints_every_mention():
         "Tarifs fixés par délibération n° 2025-31 du comité syndical du 26 juin 2025.",
         "Ordonnateur : (à renseigner : prénom et nom de l'ordonnateur), Président du Syndicat mixte.",
         "Titre de recettes n° 2026-000412, bordereau n° 2026-000087",
-        "comptable public de La Fibre Numérique 59-62, (à renseigner : comptable public du Syndicat), sur son "
-        "compte Banque de France : IBAN FR76 3000 1007 9400 0000 5962 059 — BIC BDFEFRPPCCT",
+        "comptable public de l'émetteur, (à renseigner : comptable public du Syndicat), sur son compte Banque de "
+        "France : IBAN FR76 3000 1007 9400 0000 5962 059 — BIC BDFEFRPPCCT",
         "délai global de paiement de 30 jours à compter de la réception de la facture (sur Chorus Pro : de sa mise "
         "à disposition)",
         DEFAULT_APPEAL_NOTICE,
@@ -180,7 +180,8 @@ def test_credit_note_promises_no_refund_delay():
     text = _text(avoir_html(avoir))
     assert "vient en déduction des sommes dues au titre de la facture LFN-FAC-2026-00031" in text
     assert "si celle-ci a déjà été payée, il est remboursé à la collectivité par le comptable public de " \
-           "La Fibre Numérique 59-62" in text  # fmt: skip
+           "l'émetteur, (à renseigner : comptable public du Syndicat) (compte Banque de France IBAN " \
+           "FR76 3000 1007 9400 0000 5962 059" in text  # fmt: skip
     assert "sous 30 jours" not in text and "Échéance" not in text  # no payment asked, no delay promised
     for needle in ("SIREN 200 039 386", "SIREN 216 206 938", "Nature Prestations de services", DEFAULT_APPEAL_NOTICE,
                    "Tarifs fixés par délibération n° 2025-31", "Ordonnateur :"):  # fmt: skip
