@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -246,8 +247,15 @@ def _terms(terms: object) -> ConventionTerms:
     template = values.pop("gdpr_annex_template", None)
     known = {name: values[name] for name in ConventionTerms.__dataclass_fields__ if name in values}
     if template:
-        known["gdpr_annex_source"] = Path(template).read_text(encoding="utf-8")
+        path = Path(template)
+        known["gdpr_annex_source"] = _template_text(str(path), path.stat().st_mtime_ns)
     return ConventionTerms(**known)
+
+
+@lru_cache(maxsize=4)
+def _template_text(path: str, mtime_ns: int) -> str:
+    """The annex template's text, read once per version of the file (an issuer is built for every document)."""
+    return Path(path).read_text(encoding="utf-8")
 
 
 class IdentityLike(Protocol):
