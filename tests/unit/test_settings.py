@@ -183,3 +183,21 @@ def test_deliberations_and_convention_terms_from_the_environment(monkeypatch):
     assert settings.syndicat.tariff_deliberations == {date(2025, 7, 10): deliberation}
     assert settings.syndicat.convention.max_renewals == 2 and settings.syndicat.convention.initial_years == 1
     assert settings.syndicat.convention_deliberations[0].startswith("Délibération n° 2021-16 du comité syndical")
+
+
+def test_mairie_init_outside_development_says_which_settings_to_fill(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from mairie.cli import app
+
+    env = {"MAIRIE_ENVIRONMENT": "production", "MAIRIE_SECRET_KEY": "x" * 40, "MAIRIE_DATA_DIR": str(tmp_path)}
+    result = CliRunner().invoke(app, ["init"], env=env)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    output = " ".join(result.output.split())
+    assert "identités d'exemple refusées hors développement" in output
+    for setting in ("MAIRIE_SYNDICAT__TARIFF_DELIBERATIONS", "MAIRIE_CDG62__IBAN", "MAIRIE_CDG59__SIRET"):
+        assert f"- {setting} : " in output, setting
+    assert not (tmp_path / "mairie.sqlite3").exists()  # refused before anything is written
+    result = CliRunner().invoke(app, ["init"], env={**env, "MAIRIE_CDG62__IBAN": "FR761234"})
+    assert result.exit_code == 2
+    assert "réglage invalide MAIRIE_CDG62__IBAN : IBAN FR761234 invalide" in " ".join(result.output.split())
