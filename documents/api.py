@@ -7,16 +7,23 @@ against the Factur-X XSD and the EN 16931 rules of `documents.facturx_rules` eve
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
+
+from jinja2 import Template
 
 from documents.cii import build_cii
-from documents.data import Avoir, Convention, Devis, Facture, Issuer, Party
+from documents.data import TO_FILL, Avoir, Convention, Devis, Facture, Issuer, Party
 from documents.facturx_pdf import embed_facturx
 from documents.facturx_rules import ensure_valid
-from documents.rendering import html_to_pdf, render_html
+from documents.formatting import in_sentence
+from documents.rendering import environment, html_to_pdf, render_html
 from models.catalog import KIND_LABELS
 
 ARCHIVE_VARIANT = "pdf/a-2b"  # quotes and conventions: archival PDF/A, no attachment needed
 FACTURX_VARIANT = "pdf/a-3b"  # Factur-X requires PDF/A-3 (embedded XML)
+
+# The GDPR article 28 annex of the convention, unless the syndicat's settings give their own fragment.
+GDPR_ANNEX = "convention/annexe_rgpd.html"
 
 # Notes that `quote_preview` writes and that the support quote prints in its own population panel.
 _PANEL_NOTE_PREFIXES = ("Population retenue", "Strate :")
@@ -83,7 +90,40 @@ def _convention_context(convention: Convention) -> dict[str, object]:
         "kind_labels": KIND_LABELS,
         "representative": _representative(convention),
         "expected_signatory": _expected_signatory(convention),
+        "terms": convention.terms,
+        "gdpr_annex": gdpr_annex(convention),
+        "visas": _visas(convention),
     }
+
+
+def gdpr_annex(convention: Convention) -> str | Template:
+    """The GDPR annex to include: the shipped fragment, or the one the syndicat's settings point to."""
+    source = convention.terms.gdpr_annex_source
+    return _compiled(source) if source else GDPR_ANNEX
+
+
+@lru_cache(maxsize=8)
+def _compiled(source: str) -> Template:
+    """An annex fragment given as text, compiled once (same environment: autoescaping, strict undefined)."""
+    return environment().from_string(source)
+
+
+def _visas(convention: Convention) -> list[str]:
+    """The legal references the convention is concluded under ("Vu …"), each deliberation once; a
+    deliberation not configured yet is a marked placeholder (production refuses to start without it)."""
+    syndicat, cdg, day = convention.syndicat, convention.cdg, convention.convention_date
+    texts = [
+        "le code général des collectivités territoriales, notamment ses articles L. 1425-1 et L. 5111-1",
+        "le code général de la fonction publique",
+        "le code de la commande publique, notamment son article L. 2511-6 (coopération entre pouvoirs adjudicateurs)",
+        "le règlement (UE) 2016/679 du 27 avril 2016 (règlement général sur la protection des données), "
+        "notamment son article 28",
+    ]
+    for issuer, who in ((syndicat, "du Syndicat"), (cdg, "du Centre de gestion")):
+        texts += issuer.convention_deliberations or (f"la délibération {who} autorisant la signature ({TO_FILL})",)
+        texts.append(issuer.tariff_deliberation_on(day) or f"la délibération {who} fixant ses tarifs ({TO_FILL})")
+    unique = list(dict.fromkeys(texts))  # the CDG's deliberation of 10 July 2025 does both
+    return [in_sentence(text) for text in unique]
 
 
 def _representative(convention: Convention) -> Callable[[Issuer, Party], str]:

@@ -18,7 +18,8 @@ from decimal import Decimal
 
 from lxml import etree
 
-from documents.data import BILLING_FRAMES, Avoir, Collectivity, Facture, Issuer
+from documents.data import BILLING_FRAMES, GOODS_CODES, Avoir, Collectivity, Facture, Issuer, ordonnateur_line
+from documents.formatting import in_sentence
 from models.pricing import PricedDocument, PricedLine
 
 RSM = "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"
@@ -35,7 +36,7 @@ EMAIL_SCHEME = "EM"  # EAS code of an electronic address that is an email (BT-34
 VATEX_OUTSIDE_SCOPE = "VATEX-EU-O"
 UNIT_CODES = {"stockage-go": "E34"}  # UN/ECE Rec 20: gigabyte; everything else is counted in units
 DEFAULT_UNIT = "C62"
-GOODS_CODES = frozenset({"nas-2-disques"})  # the only item delivered as goods ("livraison de biens")
+__all__ = ["GOODS_CODES", "billing_frame", "build_cii"]  # GOODS_CODES: the items delivered as goods (the NAS)
 # BR-FR-05: the notes of every invoice and credit note carry these three subjects (UNTDID 4451), once each
 # (BR-FR-06).
 NOTE_LATE_PAYMENT = "PMD"  # pénalités de retard
@@ -271,7 +272,8 @@ def build_cii(doc: Facture | Avoir) -> bytes:
         _date(period, "ram:EndDateTime", doc.period_end)
     terms = _el(settlement, "ram:SpecifiedTradePaymentTerms")
     _el(terms, "ram:Description", _payment_terms(doc))  # BT-20
-    _date(terms, "ram:DueDateDateTime", doc.due_date)  # BT-9
+    if isinstance(doc, Facture):  # a credit note asks for no payment: no due date (BT-20 meets BR-CO-25)
+        _date(terms, "ram:DueDateDateTime", doc.due_date)  # BT-9
     _totals(settlement, doc)
     if isinstance(doc, Avoir):
         ref = _el(settlement, "ram:InvoiceReferencedDocument")  # BG-3
@@ -291,6 +293,15 @@ def _notes(doc: Facture | Avoir) -> list[tuple[str, str | None]]:
         free.append(doc.note)
     if doc.priced.vat.category == "O":
         free.append(doc.priced.vat.exemption_reason)
+    # The public-finance mentions the PDF prints, so that the XML that "fait foi" carries them too.
+    free += [
+        f"Nature des opérations : {doc.nature}.",
+        f"Tarifs fixés par {in_sentence(doc.tariff_deliberation)}.",
+        ordonnateur_line(doc.issuer),
+        _titre_line(doc),
+        f"Comptable public assignataire : {doc.issuer.accountant}.",
+        doc.issuer.appeal_notice,
+    ]
     notes: list[tuple[str, str | None]] = [(text.strip(), None) for text in free if text and text.strip()]
     notes += [
         (doc.issuer.late_payment_note.strip(), NOTE_LATE_PAYMENT),
@@ -300,8 +311,28 @@ def _notes(doc: Facture | Avoir) -> list[tuple[str, str | None]]:
     return notes
 
 
+def _titre_line(doc: Facture | Avoir) -> str | None:
+    """`Titre de recettes n° …, bordereau n° …` once the titre is known (None before: the note is left out)."""
+    parts = []
+    if doc.titre_number and doc.titre_number.strip():
+        parts.append(f"titre n° {doc.titre_number.strip()}")
+    if doc.bordereau_number and doc.bordereau_number.strip():
+        parts.append(f"bordereau n° {doc.bordereau_number.strip()}")
+    return ("Titre de recettes : " + ", ".join(parts) + ".") if parts else None
+
+
 def _payment_terms(doc: Facture | Avoir) -> str:
-    days = doc.issuer.payment_term_days
     if isinstance(doc, Avoir):
-        return f"Avoir imputable sur les sommes dues ou remboursé par le comptable public sous {days} jours."
-    return f"Délai global de paiement de {days} jours ; virement au comptable public."
+        return (
+            "Montant déduit des sommes dues au titre de la facture corrigée ; remboursé par le comptable public "
+            "de l'émetteur si celle-ci a déjà été payée."
+        )
+    return f"{payment_term_text(doc.issuer.payment_term_days)} ; virement au comptable public."
+
+
+def payment_term_text(days: int) -> str:
+    """The payment term as public buyers count it: from the invoice's receipt, not from its date."""
+    return (
+        f"Délai global de paiement de {days} jours à compter de la réception de la facture "
+        "(sur Chorus Pro : de sa mise à disposition)"
+    )

@@ -6,9 +6,12 @@ are and never recompute a price.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from models.catalog import Grid
@@ -46,6 +49,38 @@ DEFAULT_RECOVERY_FEE_NOTE = (  # PMT
 )
 DEFAULT_DISCOUNT_NOTE = "Pas d'escompte pour paiement anticipé."  # AAB
 
+# Voies et délais de recours against a titre (article L. 1617-5 CGCT, 1° and 2°; its 4° requires the mention):
+# the debtor contests the amount before the competent court within two months of receiving the titre; the
+# form of an act of recovery before the juge de l'exécution within two months of its notification. A
+# public debtor and a claim under an administrative contract: the administrative court, named once — a
+# notice that leaves the court ambiguous does not start the delay. Nord and Pas-de-Calais are both in the
+# jurisdiction of the tribunal administratif de Lille. An issuer setting (`appeal_notice`).
+DEFAULT_APPEAL_NOTICE = (
+    "Voies et délais de recours : dans un délai de deux mois suivant la réception du titre exécutoire émis "
+    "pour cette somme ou, à défaut, du premier acte procédant de ce titre ou de la notification d'un acte de "
+    "poursuite, le débiteur peut en contester le bien-fondé en saisissant directement le tribunal "
+    "administratif de Lille, y compris par l'application Télérecours (www.telerecours.fr) ; la régularité "
+    "formelle d'un acte de poursuite se conteste devant le juge de l'exécution dans les deux mois suivant sa "
+    "notification (article L. 1617-5 du code général des collectivités territoriales). La contestation "
+    "suspend la force exécutoire du titre."
+)
+# What a development document prints where a setting has no value yet (production refuses to start then).
+TO_FILL = "à renseigner"
+MISSING_TARIFF_DELIBERATION = f"({TO_FILL} : délibération fixant ces tarifs)"
+
+# Items delivered as goods ("livraison de biens"); every other item is a service ("prestation de services").
+GOODS_CODES = frozenset({"nas-2-disques"})
+
+
+def operation_nature(priced: PricedDocument) -> str:
+    """The nature of the operations, a mention of every invoice: services, goods (the NAS), or both."""
+    goods = {line.code in GOODS_CODES for line in priced.lines}
+    if goods == {True}:
+        return "Livraison de biens"
+    if goods == {True, False}:
+        return "Prestations de services et livraison de biens (NAS)"
+    return "Prestations de services"
+
 
 @dataclass(frozen=True)
 class Signatory:
@@ -54,6 +89,40 @@ class Signatory:
     name: str
     capacity: str
     email: str | None = None
+
+
+def ordonnateur_line(issuer: Issuer) -> str:
+    """`Ordonnateur : René Hocq, Président du Centre de gestion.` (name and capacity, L. 1617-5 4° CGCT)."""
+    who = issuer.ordonnateur
+    if who is None:
+        return f"Ordonnateur : ({TO_FILL})."
+    return f"Ordonnateur : {who.name}, {who.capacity}." if who.capacity else f"Ordonnateur : {who.name}."
+
+
+@dataclass(frozen=True)
+class ConventionTerms:
+    """The clauses of the tripartite convention that are settings (`mairie.settings.ConventionTerms`, on
+    the syndicat's identity): duration and capped tacit renewals, notice, reversibility, the GDPR annex."""
+
+    initial_years: int = 1
+    renewal_years: int = 1
+    max_renewals: int = 3
+    notice_months: int = 3
+    general_interest_notice_months: int = 3
+    data_return_days: int = 30
+    breach_notice_hours: int = 48
+    hosting_place: str = f"({TO_FILL} : lieu d'hébergement des données)"
+    court: str = "tribunal administratif de Lille"
+    gdpr_annex_source: str | None = None  # a Jinja/HTML fragment replacing convention/annexe_rgpd.html
+
+    def __post_init__(self) -> None:
+        if self.initial_years < 1 or self.renewal_years < 1 or self.max_renewals < 0 or self.notice_months < 1:
+            raise InvalidInput("durée, reconductions et préavis de la convention : des nombres positifs")
+
+    @property
+    def total_years(self) -> int:
+        """The longest the convention can last: the initial period and every tacit renewal."""
+        return self.initial_years + self.renewal_years * self.max_renewals
 
 
 @dataclass(frozen=True)
@@ -82,6 +151,17 @@ class Issuer:
     late_payment_note: str = DEFAULT_LATE_PAYMENT_NOTE  # BT-22 with subject PMD
     recovery_fee_note: str = DEFAULT_RECOVERY_FEE_NOTE  # BT-22 with subject PMT
     discount_note: str = DEFAULT_DISCOUNT_NOTE  # BT-22 with subject AAB
+    ordonnateur: Signatory | None = None  # who issues the titres (name and capacity, L. 1617-5 4° CGCT)
+    # The deliberation fixing this issuer's prices, per grid version: (effective date of the grid, text).
+    tariff_deliberations: tuple[tuple[date, str], ...] = ()
+    convention_deliberations: tuple[str, ...] = ()  # what authorises it to conclude the convention
+    appeal_notice: str = DEFAULT_APPEAL_NOTICE  # voies et délais de recours
+    convention_terms: ConventionTerms = field(default_factory=ConventionTerms)  # read from the syndicat's
+
+    def tariff_deliberation_on(self, day: date) -> str | None:
+        """The deliberation that fixes the prices of the grid version in force on a day, if configured."""
+        known = [(effective, text) for effective, text in self.tariff_deliberations if effective <= day]
+        return max(known)[1] if known else None
 
     def __post_init__(self) -> None:
         if self.billing_frame not in BILLING_FRAMES:
@@ -109,6 +189,8 @@ class Issuer:
             value = getattr(identity, name, None)
             if value is not None:
                 extra.setdefault(name, value)
+        for name, value in _mentions_of(identity).items():
+            extra.setdefault(name, value)
         return cls(
             code=identity.code,
             name=identity.name,
@@ -130,6 +212,50 @@ class Issuer:
 
 # Issuer fields an identity may carry (mairie's settings do not have them yet): read when present.
 OPTIONAL_SETTINGS = ("billing_frame", "late_payment_note", "recovery_fee_note", "discount_note")
+
+
+def _mentions_of(identity: object) -> dict[str, Any]:
+    """The public-finance mentions of an identity (ordonnateur, accountant, deliberations, appeal notice,
+    convention terms), for the fields it has; blank ones are left to the defaults."""
+    found: dict[str, Any] = {}
+    name, title = getattr(identity, "ordonnateur_name", ""), getattr(identity, "ordonnateur_title", "")
+    if name and name.strip():
+        found["ordonnateur"] = Signatory(name.strip(), (title or "").strip())
+    accountant = getattr(identity, "accountant_name", "")
+    if accountant and accountant.strip():
+        found["accountant"] = accountant.strip()
+    tariffs: Mapping[Any, str] = getattr(identity, "tariff_deliberations", None) or {}
+    found["tariff_deliberations"] = tuple(sorted((_day(key), text) for key, text in tariffs.items() if text.strip()))
+    deliberations: Iterable[str] = getattr(identity, "convention_deliberations", None) or ()
+    found["convention_deliberations"] = tuple(text for text in deliberations if text.strip())
+    appeal = getattr(identity, "appeal_notice", None)
+    if appeal and appeal.strip():
+        found["appeal_notice"] = appeal.strip()
+    terms = getattr(identity, "convention", None)
+    if terms is not None:
+        found["convention_terms"] = _terms(terms)
+    return found
+
+
+def _day(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def _terms(terms: object) -> ConventionTerms:
+    """`ConventionTerms` from the settings' model (or its dump); the annex template file read once here."""
+    values = dict(terms) if isinstance(terms, Mapping) else dict(vars(terms))
+    template = values.pop("gdpr_annex_template", None)
+    known = {name: values[name] for name in ConventionTerms.__dataclass_fields__ if name in values}
+    if template:
+        path = Path(template)
+        known["gdpr_annex_source"] = _template_text(str(path), path.stat().st_mtime_ns)
+    return ConventionTerms(**known)
+
+
+@lru_cache(maxsize=4)
+def _template_text(path: str, mtime_ns: int) -> str:
+    """The annex template's text, read once per version of the file (an issuer is built for every document)."""
+    return Path(path).read_text(encoding="utf-8")
 
 
 class IdentityLike(Protocol):
@@ -199,6 +325,15 @@ class Devis:
     def valid_until(self) -> date:
         return self.issue_date + timedelta(days=self.validity_days)
 
+    @property
+    def nature(self) -> str:
+        return operation_nature(self.priced)
+
+    @property
+    def tariff_deliberation(self) -> str:
+        """The issuer's deliberation fixing the prices of the grid in force on the quote's date."""
+        return self.issuer.tariff_deliberation_on(self.issue_date) or MISSING_TARIFF_DELIBERATION
+
 
 @dataclass(frozen=True)
 class Facture:
@@ -216,10 +351,24 @@ class Facture:
     contract_reference: str | None = None  # the convention number (BT-12)
     subject: str = "Pack Mairie Connectée"
     note: str | None = None
+    # The titre de recettes issued for this invoice and its bordereau, once known (the PES channel fills them).
+    titre_number: str | None = None
+    bordereau_number: str | None = None
+    tariff_date: date | None = None  # the day whose grid priced the lines; None: the issue date
 
     @property
     def due_date(self) -> date:
+        """BT-9, the latest due date: the term counts from the invoice's receipt (on Chorus Pro its making
+        available), which is the issue date at the earliest."""
         return self.issue_date + timedelta(days=self.issuer.payment_term_days)
+
+    @property
+    def nature(self) -> str:
+        return operation_nature(self.priced)
+
+    @property
+    def tariff_deliberation(self) -> str:
+        return self.issuer.tariff_deliberation_on(self.tariff_date or self.issue_date) or MISSING_TARIFF_DELIBERATION
 
     @property
     def rounding_amount(self) -> Decimal:
@@ -254,10 +403,22 @@ class Avoir:
     commitment_number: str | None = None
     contract_reference: str | None = None
     subject: str = "Pack Mairie Connectée"
+    titre_number: str | None = None  # the titre d'annulation or de réduction and its bordereau, once known
+    bordereau_number: str | None = None
+    tariff_date: date | None = None  # the day whose grid priced the lines; None: the corrected invoice's date
 
     @property
     def due_date(self) -> date:
         return self.issue_date + timedelta(days=self.issuer.payment_term_days)
+
+    @property
+    def nature(self) -> str:
+        return operation_nature(self.priced)
+
+    @property
+    def tariff_deliberation(self) -> str:
+        day = self.tariff_date or self.invoice_date
+        return self.issuer.tariff_deliberation_on(day) or MISSING_TARIFF_DELIBERATION
 
     @property
     def rounding_amount(self) -> Decimal:
@@ -300,6 +461,14 @@ class Signature:
     ip_address: str
     user_agent: str | None = None
     operator: str | None = None  # the operator who recorded it on the party's behalf, if any
+    # The deliberation or delegation authorising the signatory, as given when signing (`deliberation_ref`).
+    authority: str | None = None
+    certified: bool = False  # the signatory certified being authorised to sign
+
+    @property
+    def by_operator(self) -> bool:
+        """Recorded by an operator for the party, not signed by the party itself on the page."""
+        return bool(self.operator and self.operator.strip())
 
     def __post_init__(self) -> None:
         if self.signed_at.tzinfo is None:
@@ -327,11 +496,20 @@ class Convention:
     grid: Grid
     services_quote: QuoteReference
     support_quote: QuoteReference
-    duration_years: int = 1
-    notice_months: int = 3
     payment_term_days: int = 30
     signatures: tuple[Signature, ...] = ()
     documents: tuple[ShownDocument, ...] = ()
+
+    @property
+    def terms(self) -> ConventionTerms:
+        """Duration, renewals, notice, reversibility and GDPR settings: the syndicat's, which drafts it."""
+        return self.syndicat.convention_terms
+
+    @property
+    def collectivity_authority(self) -> str | None:
+        """The collectivity's deliberation or delegation authorising its signatory, once it gave it."""
+        signed = self.signature_of("collectivite")
+        return signed.authority if signed is not None and signed.authority else None
 
     @property
     def draft(self) -> bool:

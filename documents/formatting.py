@@ -82,7 +82,20 @@ def iban(value: str) -> str:
     return " ".join(compact[i : i + 4] for i in range(0, len(compact), 4))
 
 
+def in_sentence(text: str) -> str:
+    """A configured text as it reads inside a sentence: « Délibération n° 12 … » → « délibération n° 12 … »;
+    an acronym or a name keeps its capitals (« CDG 62 », « Le Président » is left to its author)."""
+    if len(text) > 1 and text[0].isupper() and text[1].islower() and text.split(" ", 1)[0] in SENTENCE_LOWER:
+        return text[0].lower() + text[1:]
+    return text
+
+
+# The first words a configured deliberation or act usually starts with.
+SENTENCE_LOWER = frozenset({"Délibération", "Délibérations", "Arrêté", "Décision", "Délégation"})
+
+
 FILTERS = {
+    "in_sentence": in_sentence,
     "siret": siret,
     "iban": iban,
     "money": money,

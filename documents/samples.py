@@ -2,7 +2,8 @@
 
 The collectivity is a real Pas-de-Calais commune read from the reference data (Rebreuve-Ranchicourt,
 INSEE 62693: name, SIREN, legal populations 2023); the mayor, the street address, the SIRET's NIC, the
-Chorus Pro service code and the commitment number are made up. Prices come from `quote_preview` on the
+Chorus Pro service code, the commitment number, the titre and bordereau numbers and the deliberations
+the signatories give are made up. Prices come from `quote_preview` on the
 real grid of 10 July 2025. The issuers are passed in (the CLI gives those of the settings).
 """
 
@@ -166,10 +167,12 @@ def sample_convention(syndicat: Issuer, cdg: Issuer, *, signed: bool = True) -> 
         signatures = (
             Signature("collectivite", collectivity.signatory.name, collectivity.signatory.capacity,
                       datetime(2026, 11, 26, 9, 14, 3, tzinfo=UTC), "2a01:cb08:8a3:4b00::1f",
-                      "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/132.0"),
+                      "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/132.0",
+                      authority="délibération n° 2026-41 du conseil municipal du 18 novembre 2026", certified=True),
             Signature("cdg", "Mme Sophie Vandenbussche", "Directrice générale, par délégation du Président",
                       datetime(2026, 11, 27, 15, 2, 41, tzinfo=UTC), "193.251.14.20", None,
-                      operator="Claire Dumont (opératrice)"),
+                      operator="Claire Dumont (opératrice)",
+                      authority="arrêté de délégation de signature n° 2025-118 du 1er septembre 2025"),
             Signature("syndicat", "M. Olivier Lefebvre", "Vice-président délégué",
                       datetime(2026, 11, 30, 10, 30, 0, tzinfo=UTC), "80.12.34.56"),
         )
@@ -203,6 +206,9 @@ def sample_facture(syndicat: Issuer, cdg: Issuer, *, support: bool = False) -> F
         commitment_number="EJ-2026-000318",
         contract_reference="LFN-CONV-2026-00012",
         subject="Pack Mairie Connectée — première année",
+        # What the PES channel will fill once Hélios numbers the titre (made up here, to show the mention).
+        titre_number="2026-000412",
+        bordereau_number="2026-000087",
     )
 
 

@@ -59,8 +59,12 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
             fail(str(exc))
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            fail(f"réglage invalide {where}: {first['msg']}")
+            message = str(first["msg"]).removeprefix("Value error, ")
+            if not first["loc"]:  # a refusal of the whole configuration lists the settings itself
+                fail(message)
+            # the name to set: MAIRIE_CDG62__IBAN for an error on settings.cdg62.iban
+            where = "MAIRIE_" + "__".join(str(p) for p in first["loc"]).upper()
+            fail(f"réglage invalide {where} : {message}")
         except ValueError as exc:
             fail(str(exc))
 
@@ -112,6 +116,17 @@ def init() -> None:
     )
     grids = ", ".join(report.grids_added) or "aucune nouvelle"
     out.print(f"Grilles tarifaires ajoutées : {grids}")
+    _say_what_to_fill(report.settings_to_fill)
+
+
+def _say_what_to_fill(names: list[str]) -> None:
+    """In development, the example identities the documents print and production would refuse."""
+    if names:
+        out.print(
+            f"[yellow]Identités d'exemple (développement) : {len(names)} réglages à renseigner avant la production[/] "
+            f"(refusés hors développement) : {', '.join(names)}",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -660,7 +675,7 @@ def up(
         from notifications.mailserver import LoopbackMailServer
 
         out.print("Initialisation de la base…")
-        initialise(s)
+        _say_what_to_fill(initialise(s).settings_to_fill)
         mail = LoopbackMailServer(s.mail_path, host=s.smtp_host, port=s.smtp_port).start()
         prefect = web = quotes = None
         try:

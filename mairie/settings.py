@@ -21,23 +21,34 @@ them; 0 turns a limit off; a refused request is answered 429 with `Retry-After`)
 - `MAIRIE_RATE_API_FAILURES_BEFORE_LOCKOUT` (20), `MAIRIE_RATE_API_LOCKOUT_MINUTES` (15): after that many
   failures within the window, every API call from that address is refused (429) for that long, even with
   the right key.
+An example identity (placeholder names, example SIRETs, IBANs and domains) is refused outside development
+too, each refusal naming the setting to fill.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections import Counter
+from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 from platformdirs import user_data_dir
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from stdnum import bic as stdnum_bic
+from stdnum import iban as stdnum_iban
 from stdnum.fr import siren as stdnum_siren
 from stdnum.fr import siret as stdnum_siret
+from stdnum.fr import tva as stdnum_tva
+
+from models.catalog import bundled_grid_files
+from models.clock import paris_today
 
 PLACEHOLDER_SECRET = "change-me-dev-only"
 SECRET_RECIPE = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
@@ -95,8 +106,48 @@ def secret_strength(value: str | None, name: str, *, min_length: int) -> str | N
     return None
 
 
+# Marks a development default that stands for a fact only the issuer knows (its accountant, the hosting place
+# of the data…): printed as is on development documents, refused outside development.
+TO_FILL = "à renseigner"
+# Other markers of a value nobody filled in: the environment file's placeholder, the demo's signatory names.
+PLACEHOLDER_MARKERS = (TO_FILL, "CHANGE-ME")
+PLACEHOLDER_NAME_PREFIX = "Signataire"
+
+
+class ConventionTerms(BaseModel):
+    """What the tripartite convention says about its duration, its end and the data it hosts.
+
+    Read from the syndicat's identity (`MAIRIE_SYNDICAT__CONVENTION`, JSON): the syndicat drafts and
+    numbers the convention; a CDG's value is not used. The seed deliberations say nothing of duration:
+    by default 1 year, renewed tacitely for 1 year at most 3 times (4 years in all).
+    """
+
+    initial_years: int = Field(default=1, ge=1, le=10)
+    renewal_years: int = Field(default=1, ge=1, le=5)
+    max_renewals: int = Field(default=3, ge=0, le=10)
+    notice_months: int = Field(default=3, ge=1, le=12)  # before an anniversary, to stop the renewal
+    general_interest_notice_months: int = Field(default=3, ge=0, le=12)  # termination for general interest
+    data_return_days: int = Field(default=30, ge=1, le=180)  # reversibility, then deletion
+    breach_notice_hours: int = Field(default=48, ge=1, le=72)  # processor → controller (GDPR art. 33(2))
+    hosting_place: str = f"({TO_FILL} : lieu d'hébergement des données)"
+    court: str = "tribunal administratif de Lille"
+    # A Jinja/HTML fragment replacing documents/convention/annexe_rgpd.html (the GDPR article 28 annex).
+    gdpr_annex_template: Path | None = None
+
+    @field_validator("gdpr_annex_template")
+    @classmethod
+    def _annex_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"modèle d'annexe RGPD introuvable : {value}")
+        return value
+
+
 class IssuerIdentity(BaseModel):
-    """The legal identity of an issuer, printed on its documents (to be confirmed by each issuer)."""
+    """The legal identity of an issuer, printed on its documents (to be confirmed by each issuer).
+
+    Checked here whatever the environment: SIREN and SIRET keys, the VAT number's key and SIREN, IBAN and
+    BIC. Outside development, `placeholder_problems` refuses what only stands for a real value.
+    """
 
     code: str
     kind: Literal["syndicat", "cdg"]
@@ -121,6 +172,52 @@ class IssuerIdentity(BaseModel):
     signatory_email: str | None = None
     billing_channel: Literal["facturx_chorus", "pes_asap", "email_pdf"] = "facturx_chorus"
     payment_term_days: int = 30
+    # The ordonnateur who issues the titres (article L. 1617-5, 4°, CGCT: first name, name and capacity).
+    ordonnateur_name: str = ""
+    ordonnateur_title: str = ""
+    # The issuer's own public accountant (DGFiP), who collects; the IBAN and BIC above are its Banque de
+    # France account.
+    accountant_name: str = ""
+    # The deliberation fixing this issuer's prices, per grid version (key: the grid's effective date).
+    tariff_deliberations: dict[date, str] = Field(default_factory=dict)
+    # The deliberations authorising the issuer to conclude and sign the tripartite convention.
+    convention_deliberations: list[str] = Field(default_factory=list)
+    # Voies et délais de recours printed on invoices and credit notes; None: documents.data's text
+    # (article L. 1617-5 CGCT, tribunal administratif de Lille).
+    appeal_notice: str | None = None
+    convention: ConventionTerms = Field(default_factory=ConventionTerms)
+
+    @field_validator("vat_number")
+    @classmethod
+    def _check_vat_number(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None
+        siren = info.data.get("siren", "")
+        if not stdnum_tva.is_valid(value):
+            hint = f" ; pour le SIREN {siren} : {expected_vat_number(siren)}" if stdnum_siren.is_valid(siren) else ""
+            raise ValueError(f"numéro de TVA intracommunautaire {value} invalide (clé de contrôle){hint}")
+        compact = stdnum_tva.compact(value)
+        if compact[2:] != siren:
+            raise ValueError(f"numéro de TVA {value} d'un autre SIREN que {siren} ({expected_vat_number(siren)})")
+        return "FR" + compact
+
+    @field_validator("iban")
+    @classmethod
+    def _check_iban(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not stdnum_iban.is_valid(value):
+            raise ValueError(f"IBAN {value} invalide (format ou clé de contrôle)")
+        return stdnum_iban.compact(value)
+
+    @field_validator("bic")
+    @classmethod
+    def _check_bic(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not stdnum_bic.is_valid(value):
+            raise ValueError(f"BIC {value} invalide")
+        return stdnum_bic.compact(value)
 
     @model_validator(mode="after")
     def _check_identifiers(self) -> IssuerIdentity:
@@ -129,6 +226,34 @@ class IssuerIdentity(BaseModel):
         if not stdnum_siret.is_valid(self.siret) or not self.siret.startswith(self.siren):
             raise ValueError(f"{self.code}: SIRET {self.siret} invalide ou d'un autre SIREN")
         return self
+
+
+def expected_vat_number(siren: str) -> str:
+    """The French VAT number of a SIREN: FR, the key (12 + 3 × (SIREN mod 97)) mod 97, the SIREN."""
+    return f"FR{(12 + 3 * (int(siren) % 97)) % 97:02d}{siren}"
+
+
+# The CDG 62 board's deliberation of 10 July 2025 (seeds/003): it fixes the new prices of annex 2 and
+# authorises its President to sign the tripartite conventions and issue the invoices.
+CDG62_DELIBERATION = (
+    "Délibération du conseil d'administration du Centre de gestion du Pas-de-Calais du 10 juillet 2025 "
+    "(tarifs de l'annexe 2 de la convention tripartite ; autorisation du Président à signer les conventions "
+    "tripartites et à émettre les facturations afférentes)"
+)
+# The syndicat's deliberation 2021-16 of 23 November 2021 (seeds/004): the project, the tripartite model
+# (article 5) and the delegation to its President to conclude and sign the conventions (article 7).
+SYNDICAT_DELIBERATION_2021 = (
+    "Délibération n° 2021-16 du comité syndical du 23 novembre 2021 (approbation du projet Pack Mairies "
+    "Connectées et du modèle de convention tripartite ; délégation au Président pour conclure et signer "
+    "les conventions tripartites)"
+)
+# Development example accounts (Banque de France, bank code 30001), one per issuer, valid RIB and IBAN keys;
+# refused outside development like every example value below.
+EXAMPLE_IBANS = {
+    "LFN": "FR7630001007940000005962059",
+    "CDG62": "FR7630001006180000006270055",
+    "CDG59": "FR7630001005900000005913030",
+}
 
 
 def _syndicat() -> IssuerIdentity:
@@ -142,16 +267,23 @@ def _syndicat() -> IssuerIdentity:
         city="Lille Cedex",
         siren="200039386",
         siret="20003938600012",
-        vat_number="FR62200039386",
+        vat_number="FR25200039386",
         vat_regime="standard",
         vat_rate=Decimal("0.20"),
-        iban="FR7630001007941234567890185",
+        iban=EXAMPLE_IBANS["LFN"],
         bic="BDFEFRPPCCT",
         email="contact@lafibrenumerique5962.example",
         provisioning_email="deploiement@lafibrenumerique5962.example",
         signatory_name="Le Président du Syndicat mixte",
         signatory_capacity="Président",
         signatory_email="president@lafibrenumerique5962.example",
+        ordonnateur_name=f"({TO_FILL} : prénom et nom de l'ordonnateur)",
+        ordonnateur_title="Président du Syndicat mixte",
+        accountant_name=f"({TO_FILL} : comptable public du Syndicat)",
+        # No default: the syndicat's own tariff deliberation is not in the seeds (development prints a marked
+        # placeholder, production refuses to start without it).
+        tariff_deliberations={},
+        convention_deliberations=[SYNDICAT_DELIBERATION_2021],
     )
 
 
@@ -170,12 +302,18 @@ def _cdg62() -> IssuerIdentity:
         vat_regime="outside_scope",
         vat_rate=Decimal("0"),
         vat_exemption_reason="TVA non applicable — article 256 B du CGI",
-        iban="FR7630001007941234567890185",
+        iban=EXAMPLE_IBANS["CDG62"],
         bic="BDFEFRPPCCT",
         email="numerique@cdg62.example",
         signatory_name="Le Président du Centre de gestion",
         signatory_capacity="Président",
         signatory_email="president@cdg62.example",
+        # The President who signed the deliberation of 10 July 2025 (seeds/003), to confirm.
+        ordonnateur_name="René Hocq",
+        ordonnateur_title="Président du Centre de gestion",
+        accountant_name=f"({TO_FILL} : comptable public du Centre de gestion)",
+        tariff_deliberations={date(2025, 7, 10): CDG62_DELIBERATION},
+        convention_deliberations=[CDG62_DELIBERATION],
     )
 
 
@@ -194,13 +332,22 @@ def _cdg59() -> IssuerIdentity:
         vat_regime="outside_scope",
         vat_rate=Decimal("0"),
         vat_exemption_reason="TVA non applicable — article 256 B du CGI",
-        iban="FR7630001007941234567890185",
+        iban=EXAMPLE_IBANS["CDG59"],
         bic="BDFEFRPPCCT",
         email="numerique@cdg59.example",
         signatory_name="Le Président du Centre de gestion",
         signatory_capacity="Président",
         signatory_email="president@cdg59.example",
+        ordonnateur_name=f"({TO_FILL} : prénom et nom de l'ordonnateur)",
+        ordonnateur_title="Président du Centre de gestion",
+        accountant_name=f"({TO_FILL} : comptable public du Centre de gestion)",
+        # CDG 59's own deliberations are not in the seeds.
+        tariff_deliberations={},
+        convention_deliberations=[],
     )
+
+
+ISSUER_SETTINGS = {"syndicat": _syndicat, "cdg62": _cdg62, "cdg59": _cdg59}  # setting name → default identity
 
 
 class Settings(BaseSettings):
@@ -294,8 +441,7 @@ class Settings(BaseSettings):
     def _complete_issuers(cls, data: Any) -> Any:
         """`MAIRIE_CDG62__IBAN=…` alone changes the IBAN and keeps the rest of the identity."""
         if isinstance(data, dict):
-            defaults = {"syndicat": _syndicat, "cdg62": _cdg62, "cdg59": _cdg59}
-            for key, factory in defaults.items():
+            for key, factory in ISSUER_SETTINGS.items():
                 value = data.get(key)
                 if isinstance(value, dict):
                     data[key] = {**factory().model_dump(), **value}
@@ -309,6 +455,16 @@ class Settings(BaseSettings):
                 problem = secret_strength(self.api_key, "MAIRIE_API_KEY", min_length=24)
             if problem is not None:
                 raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_example_identities(self) -> Settings:
+        """Outside development, an issuer's documents must carry its real identity: every example value
+        and placeholder of the defaults is refused, each problem naming the setting to fill."""
+        if self.environment != "development":
+            problems = placeholder_problems(self)
+            if problems:
+                raise ValueError(refusal_message(problems))
         return self
 
     # Derived paths -----------------------------------------------------------------------------
@@ -342,3 +498,137 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process's settings, read once from the environment (tests clear the cache)."""
     return Settings()
+
+
+# Placeholder identities ----------------------------------------------------------------------------------
+
+
+def _setting(key: str, field: str) -> str:
+    return f"MAIRIE_{key.upper()}__{field.upper()}"
+
+
+def _is_placeholder(text: str | None) -> bool:
+    return text is not None and any(marker.lower() in text.lower() for marker in PLACEHOLDER_MARKERS)
+
+
+# Top-level domains reserved for examples and tests (RFC 2606): no real mailbox is under them.
+RESERVED_DOMAINS = (".example", ".test", ".invalid", ".localhost")
+
+
+def _example_domain(address: str | None) -> bool:
+    return address is not None and address.strip().lower().rstrip(">").endswith(RESERVED_DOMAINS)
+
+
+def _grid_dates(settings: Settings) -> list[date]:
+    """The effective dates of the grid versions `mairie init` loads (shipped ones and MAIRIE_GRIDS_DIR's)."""
+    dates = []
+    for path in bundled_grid_files(settings.grids_dir):
+        try:
+            dates.append(date.fromisoformat(json.loads(path.read_text(encoding="utf-8"))["effective_from"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # an unreadable grid is reported by `mairie init`, which loads it
+    return sorted(set(dates))
+
+
+def tariff_dates_required(settings: Settings, today: date | None = None) -> list[date]:
+    """The grid versions that need a tariff deliberation now: the one in force today and every later one."""
+    today = today or paris_today()
+    dates = _grid_dates(settings)
+    in_force = [d for d in dates if d <= today]
+    return ([max(in_force)] if in_force else []) + [d for d in dates if d > today]
+
+
+def placeholder_problems(settings: Settings, today: date | None = None) -> list[str]:
+    """What stands for a real value in the issuers' identities, one French sentence per problem naming the
+    setting to fill: example addresses (`.example`), the example SIRETs and IBANs of the defaults, demo or
+    empty names, the "à renseigner" marks, a missing VAT number, IBAN, BIC or deliberation, two issuers
+    sharing one IBAN. Empty when the identities are real; outside development a non-empty list refuses
+    the settings."""
+    examples = _Examples.of_defaults()
+    required = tariff_dates_required(settings, today)
+    problems: list[str] = []
+    owners: dict[str, list[str]] = {}
+    for key in ISSUER_SETTINGS:
+        identity: IssuerIdentity = getattr(settings, key)
+        problems += _identity_problems(key, identity, examples, required)
+        if identity.iban:
+            owners.setdefault(identity.iban, []).append(_setting(key, "iban"))
+    for names in owners.values():
+        if len(names) > 1:
+            problems.append(
+                f"{' et '.join(names)} : le même IBAN pour plusieurs émetteurs ; chacun est payé sur le compte "
+                "Banque de France de son propre comptable public"
+            )
+    return problems
+
+
+@dataclass(frozen=True)
+class _Examples:
+    """The example values of the default identities, refused outside development."""
+
+    sirets: frozenset[str]
+    ibans: frozenset[str]
+    names: frozenset[str]  # the defaults' signatories are titles ("Le Président du Syndicat mixte")
+
+    @classmethod
+    def of_defaults(cls) -> _Examples:
+        defaults = [factory() for factory in ISSUER_SETTINGS.values()]
+        return cls(
+            sirets=frozenset(d.siret for d in defaults),
+            ibans=frozenset(EXAMPLE_IBANS.values()),
+            names=frozenset(d.signatory_name for d in defaults),
+        )
+
+
+def _identity_problems(key: str, identity: IssuerIdentity, examples: _Examples, required: list[date]) -> list[str]:
+    problems: list[str] = []
+
+    def refuse(field: str, why: str) -> None:
+        problems.append(f"{_setting(key, field)} : {why}")
+
+    for field in ("email", "provisioning_email", "signatory_email"):
+        value = getattr(identity, field)
+        if _example_domain(value):
+            refuse(field, f"adresse d'exemple ({value}, domaine réservé) ; indiquez l'adresse réelle")
+    if identity.siret in examples.sirets:
+        refuse("siret", f"SIRET d'exemple ({identity.siret}) ; indiquez celui de l'établissement qui facture")
+    if not identity.iban:
+        refuse("iban", "IBAN du compte Banque de France du comptable public de l'émetteur manquant")
+    elif identity.iban in examples.ibans:
+        refuse("iban", f"IBAN d'exemple ({identity.iban}) ; indiquez le compte Banque de France du comptable public")
+    if not identity.bic:
+        refuse("bic", "BIC du compte du comptable public manquant")
+    if identity.vat_regime == "standard" and not identity.vat_number:
+        refuse("vat_number", "numéro de TVA intracommunautaire manquant (régime de TVA standard)")
+    for field, whose in (("signatory_name", "du signataire"), ("ordonnateur_name", "de l'ordonnateur")):
+        value = getattr(identity, field).strip()
+        if not value or _is_placeholder(value) or value.startswith(PLACEHOLDER_NAME_PREFIX) or value in examples.names:
+            refuse(field, f"prénom et nom {whose} à renseigner (valeur actuelle : « {value} »)")
+    if not identity.accountant_name.strip() or _is_placeholder(identity.accountant_name):
+        refuse("accountant_name", "nom du comptable public qui recouvre les titres de l'émetteur à renseigner")
+    for field in ("name", "legal_form", "address", "postcode", "city", "signatory_capacity", "ordonnateur_title",
+                  "appeal_notice"):  # fmt: skip
+        if _is_placeholder(getattr(identity, field)):
+            refuse(field, "valeur d'exemple à remplacer")
+    if not identity.convention_deliberations or any(map(_is_placeholder, identity.convention_deliberations)):
+        refuse("convention_deliberations", "délibération(s) autorisant la signature de la convention tripartite")
+    for day in required:
+        text = identity.tariff_deliberations.get(day)
+        if not text or not text.strip() or _is_placeholder(text):
+            refuse(
+                "tariff_deliberations",
+                f"délibération fixant les tarifs de la grille du {day:%d/%m/%Y} manquante "
+                f'(JSON, par exemple \'{{"{day.isoformat()}": "Délibération n° … du …"}}\')',
+            )
+    if identity.kind == "syndicat" and _is_placeholder(identity.convention.hosting_place):
+        refuse("convention", "lieu d'hébergement des données (« hosting_place ») à renseigner")
+    return problems
+
+
+def refusal_message(problems: list[str]) -> str:
+    """The message refusing example identities outside development: every setting to fill, one a line."""
+    lines = "\n".join(f"  - {problem}" for problem in problems)
+    return (
+        "identités d'exemple refusées hors développement ; réglages à renseigner "
+        f"(voir deploy/mairie.env.example) :\n{lines}"
+    )

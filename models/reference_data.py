@@ -49,6 +49,8 @@ def sync_issuers(session: Session, identities: Iterable[Any]) -> int:
     changed = 0
     for identity in identities:
         values = identity.model_dump() if hasattr(identity, "model_dump") else dict(identity)
+        # the table keeps the identity's columns only (the settings also carry what documents print)
+        values = {key: value for key, value in values.items() if key in Issuer.model_fields}
         row = session.get(Issuer, values["code"])
         if row is None:
             session.add(Issuer.model_validate(values))

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Take the pictures of docs/screenshots.md: the Prefect UI and the approval page, with headless Chromium.
+"""Take the pictures of docs/screenshots.md: the Prefect UI and the approval page, with headless Chromium;
+with --documents, the pages of the sample documents instead (PDF → PNG with pdftoppm, no stack needed).
 
 Against a running stack (`mairie up`) that went through `mairie demo` and the two extra requests of
 docs/screenshots.md (an open approval link, a run paused for an operator), run from the repository root:
@@ -14,6 +15,12 @@ fetching each page). Nothing is changed on the stack: the confirmation page is s
 the resume form is opened but not submitted.
 
 Chromium is Debian's (`apt-get install chromium`), never a Playwright download.
+
+    .venv/bin/python scripts/screenshots.py --documents          # docs/images/document-*.png
+
+renders the samples of `mairie documents sample` (quotes, invoices, credit note, signed convention) with
+the issuers of the settings — in development, their marked placeholders — and converts every page with
+pdftoppm (Debian's poppler-utils).
 """
 
 from __future__ import annotations
@@ -26,7 +33,10 @@ import email.policy
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -456,6 +466,54 @@ class Session:
         ]
 
 
+# The sample documents photographed by --documents: picture name → how to render it. Every page is kept
+# (`document-facture-1.png`, `-2`…): the mentions and the convention's annexes are on the later pages.
+DOCUMENT_KINDS = ("devis", "devis-accompagnement", "facture", "facture-accompagnement", "avoir", "convention")
+DOCUMENT_DPI = 100
+
+
+def render_sample(kind: str) -> bytes:
+    """A sample document as `mairie documents sample` writes it, with the issuers of the settings."""
+    from documents import render_avoir, render_convention, render_devis, render_facture
+    from documents.data import Issuer
+    from documents.samples import sample_avoir, sample_convention, sample_devis, sample_facture
+    from mairie.settings import get_settings
+
+    settings = get_settings()
+    syndicat, cdg = Issuer.from_identity(settings.syndicat), Issuer.from_identity(settings.cdg62)
+    support = kind.endswith("-accompagnement")
+    if kind.startswith("devis"):
+        return render_devis(sample_devis(syndicat, cdg, support=support))
+    if kind.startswith("facture"):
+        return render_facture(sample_facture(syndicat, cdg, support=support))
+    if kind == "avoir":
+        return render_avoir(sample_avoir(syndicat, cdg))
+    return render_convention(sample_convention(syndicat, cdg))
+
+
+def document_pictures(out: Path, only: list[str] | None, dpi: int = DOCUMENT_DPI) -> list[Path]:
+    """Every page of each sample document as `document-<kind>-<page>.png` in `out` (pdftoppm)."""
+    pdftoppm = shutil.which("pdftoppm")
+    if pdftoppm is None:
+        raise Missing("pdftoppm introuvable : apt-get install poppler-utils")
+    taken: list[Path] = []
+    for kind in DOCUMENT_KINDS:
+        if only and f"document-{kind}" not in only:
+            continue
+        with tempfile.TemporaryDirectory() as work:
+            pdf = Path(work) / f"{kind}.pdf"
+            pdf.write_bytes(render_sample(kind))
+            subprocess.run([pdftoppm, "-r", str(dpi), "-png", str(pdf), str(Path(work) / "page")], check=True)
+            pages = sorted(Path(work).glob("page-*.png"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+            for old in out.glob(f"document-{kind}-*.png"):  # a document that lost a page loses its picture
+                old.unlink()
+            for number, page in enumerate(pages, start=1):
+                target = out / f"document-{kind}-{number}.png"
+                shutil.move(page, target)
+                taken.append(target)
+    return taken
+
+
 def default_mail_dir() -> Path:
     try:
         from mairie.settings import get_settings
@@ -479,7 +537,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="take only these pictures (names without .png)")
+    parser.add_argument(
+        "--documents",
+        action="store_true",
+        help="the pages of the sample documents (document-devis, …, document-convention) instead; no stack needed",
+    )
     args = parser.parse_args(argv)
+    if args.documents:
+        args.out.mkdir(parents=True, exist_ok=True)
+        try:
+            pictures = document_pictures(args.out, args.only)
+        except Missing as exc:
+            print(f"Problème : {exc}", file=sys.stderr)
+            return 1
+        for path in pictures:
+            print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}  {path.stat().st_size // 1024} kB")
+        return 0
 
     prefect = Prefect(args.prefect_url.rstrip("/"), args.prefect_auth)
     problems: list[str] = []

@@ -87,6 +87,35 @@ def make_settings(tmp_path: Path, database_url: str | None = None, **overrides: 
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+def real_identities() -> dict[str, dict[str, object]]:
+    """Issuer settings with no example value left — what production accepts (`placeholder_problems` finds
+    nothing): made-up names and addresses, SIRETs, IBANs and VAT numbers with valid keys, one IBAN each."""
+    common = {"signatory_capacity": "Président", "bic": "BDFEFRPPCCT"}
+    cdg59_deliberation = "Délibération n° 2025-12 du conseil d'administration du 3 juillet 2025"
+    return {
+        "syndicat": common | {
+            "siret": "20003938600020", "iban": "FR7630001007940000005901143", "vat_number": "FR25200039386",
+            "email": "contact@lfn5962.fr", "provisioning_email": "deploiement@lfn5962.fr",
+            "signatory_name": "Mme Alice Martin", "signatory_email": "presidence@lfn5962.fr",
+            "ordonnateur_name": "Alice Martin", "accountant_name": "Service de gestion comptable de Lille",
+            "tariff_deliberations": {"2025-07-10": "Délibération n° 2025-31 du comité syndical du 26 juin 2025"},
+            "convention": {"hosting_place": "France, centre de données du Syndicat à Lille"},
+        },
+        "cdg62": common | {
+            "siret": "28620062100030", "iban": "FR7630001006200000006270025", "email": "numerique@cdg62-essai.fr",
+            "signatory_name": "M. Bruno Petit", "signatory_email": "presidence@cdg62-essai.fr",
+            "accountant_name": "Paierie départementale du Pas-de-Calais",
+        },
+        "cdg59": common | {
+            "siret": "28590030400046", "iban": "FR7630001005900000005900032", "email": "numerique@cdg59-essai.fr",
+            "signatory_name": "Mme Chantal Roux", "signatory_email": "presidence@cdg59-essai.fr",
+            "ordonnateur_name": "Chantal Roux", "accountant_name": "Paierie départementale du Nord",
+            "tariff_deliberations": {"2025-07-10": cdg59_deliberation},
+            "convention_deliberations": [cdg59_deliberation],
+        },
+    }  # fmt: skip
+
+
 @pytest.fixture(autouse=True)
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No test reads the developer's environment or data directory."""

@@ -59,6 +59,8 @@ def load(settings: Settings, sha256: str) -> bytes:
 
 
 def issuer_doc(identity: IssuerIdentity) -> doc.Issuer:
+    """The issuer as its documents print it: identity, ordonnateur, accountant, deliberations, appeal notice
+    and (the syndicat's) convention terms, all from the settings (`documents.data.Issuer.from_identity`)."""
     return doc.Issuer.from_identity(identity)
 
 
@@ -185,6 +187,8 @@ def render_devis(
 
 
 def signatures_of(approvals: list[Approval]) -> tuple[doc.Signature, ...]:
+    """The signatures recorded so far, as the convention prints them: who, when, from where, whether an
+    operator recorded it for the party, and the deliberation or delegation the signatory gave."""
     # the documents' spelling of each party
     party: dict[str, doc.Party] = {"collectivity": "collectivite", "cdg": "cdg", "syndicat": "syndicat"}
     return tuple(
@@ -196,6 +200,8 @@ def signatures_of(approvals: list[Approval]) -> tuple[doc.Signature, ...]:
             ip_address=a.ip_address or "",
             user_agent=a.user_agent,
             operator=a.recorded_by_operator,
+            authority=a.deliberation_ref,
+            certified=a.certified_authority,
         )
         for a in sorted(approvals, key=lambda x: x.position)
         if a.status == "signed" and a.decided_at is not None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mairie.database import migrate, unit_of_work
-from mairie.settings import Settings
+from mairie.settings import Settings, placeholder_problems
 from models.catalog import bundled_grid_files, load_grid_file
 from models.reference_data import LoadReport, load_communes, store_grid, sync_issuers
 
@@ -18,6 +18,13 @@ class InitReport:
     epcis: int
     grids_added: list[str]
     database: str
+    # What production would refuse in these settings (development examples), one sentence per setting.
+    to_fill: list[str] = field(default_factory=list)
+
+    @property
+    def settings_to_fill(self) -> list[str]:
+        """The names of the settings to fill before production (`MAIRIE_CDG62__IBAN`, …), once each."""
+        return list(dict.fromkeys(problem.split(" ", 1)[0] for problem in self.to_fill))
 
 
 def band_overrides(settings: Settings) -> dict[str, list[dict[str, object]]]:
@@ -55,4 +62,5 @@ def initialise(settings: Settings) -> InitReport:
         epcis=report.epcis,
         grids_added=added,
         database=describe_url(settings.sqlalchemy_url),
+        to_fill=placeholder_problems(settings),  # empty outside development: the settings refused them
     )

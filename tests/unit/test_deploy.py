@@ -552,8 +552,10 @@ def test_env_example_as_shipped_cannot_start_production(monkeypatch: pytest.Monk
 
 def test_env_example_filled_in_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     from mairie import settings as module
+    from tests.conftest import real_identities
 
     examples = {"SYNDICAT": module._syndicat(), "CDG62": module._cdg62(), "CDG59": module._cdg59()}
+    real = real_identities()  # identifiers with valid keys that are not the development examples
     values, _ = parse_env_example()
     filled = {}
     for name, value in values.items():
@@ -561,8 +563,10 @@ def test_env_example_filled_in_loads(monkeypatch: pytest.MonkeyPatch) -> None:
             filled[name] = value
             continue
         issuer, _, field = name.removeprefix("MAIRIE_").partition("__")
-        if field in {"SIREN", "SIRET"}:
+        if field == "SIREN":
             filled[name] = getattr(examples[issuer], field.lower())
+        elif field in {"SIRET", "IBAN", "BIC", "VAT_NUMBER"}:
+            filled[name] = str(real[issuer.lower()][field.lower()])
         elif name == "MAIRIE_SECRET_KEY":
             filled[name] = secrets.token_hex(32)
         elif name == "MAIRIE_API_KEY":

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from mairie.settings import SECRET_MIN_BITS, SECRET_RECIPE, Settings, entropy_estimate, secret_strength
+from tests.conftest import real_identities
 
 WEAK = [
     " " * 32,
@@ -28,7 +29,8 @@ WEAK = [
 
 
 def production(**values: str) -> Settings:
-    return Settings(_env_file=None, environment="production", **values)  # type: ignore[call-arg]
+    # real-looking identities: only the secrets are under test (example identities are refused too)
+    return Settings(_env_file=None, environment="production", **real_identities(), **values)  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize("weak", WEAK)

@@ -48,7 +48,7 @@ def test_services_quote_shows_lines_totals_and_mentions(services_devis_pdf):
     assert "24 novembre 2026" in text and "22 février 2027" in text  # date and validity (90 days)
     assert "Messagerie compte 5 Go" in text and "100,80 €" in text
     assert "Total HT 698,67 €" in text and "TVA 20 % 139,73 €" in text and "Total TTC 838,40 €" in text
-    assert "SIRET 200 039 386 00012" in text and "FR62200039386" in text
+    assert "SIRET 200 039 386 00012" in text and "FR25200039386" in text  # the key of SIREN 200039386
     assert "216 206 938 00013" in text  # the collectivity's SIRET
     assert "première année" in text and "58,85 €" in text  # the pack and its renewal price note
     assert "Prestations sur devis" in text and "120 demandés, au-delà de 100" in text  # a pending line
@@ -80,7 +80,7 @@ def test_facture_is_factur_x_en16931_and_pdfa3():
     assert "FACTURE" in text and facture.number in text
     assert "Échéance 6 janvier 2027" in text
     assert "délai global de paiement de 30 jours" in text
-    assert "FR76 3000 1007 9412 3456 7890 185" in text and "BDFEFRPPCCT" in text
+    assert "FR76 3000 1007 9400 0000 5962 059" in text and "BDFEFRPPCCT" in text  # the syndicat's own account
     assert "EJ-2026-000318" in text and "FACTURES" in text  # commitment number, Chorus Pro service code
     assert "Total TTC 838,40 €" in text
     assert "Arrondi" not in text  # no rounding amount on this invoice

@@ -12,7 +12,7 @@ from mairie.services.quotes import QuotesOutcome
 from mairie.settings import Settings
 from mairie.web import create_app
 from mairie.web.security import client_ip, csrf_token, csrf_valid
-from tests.conftest import make_settings
+from tests.conftest import make_settings, real_identities
 from tests.integration.web.conftest import path_of, shown
 
 
@@ -87,7 +87,11 @@ def test_health_says_when_the_database_is_unreachable(tmp_path: Path) -> None:
 
 def test_api_docs_only_in_development(tmp_path: Path) -> None:
     production = make_settings(
-        tmp_path, environment="production", secret_key=secrets.token_urlsafe(32), api_key=secrets.token_urlsafe(24)
+        tmp_path,
+        environment="production",
+        secret_key=secrets.token_urlsafe(32),
+        api_key=secrets.token_urlsafe(24),
+        **real_identities(),
     )
     with TestClient(create_app(production)) as client:
         assert client.get("/docs").status_code == 404
