@@ -81,8 +81,8 @@ class SandboxFlux:
     number: str
     login: str
     file_name: str
-    content: bytes
-    deposited: float
+    content: bytes = field(repr=False)
+    deposited: float = 0.0
     state: str = "IN_RECU"
     state_at: float = 0.0
     reason: str | None = None
