@@ -298,7 +298,7 @@ def _deposit_one(
     account = account_of(identity)
     try:
         if deposit.document_type == "invoice" and buyer is not None and buyer[0]:
-            missing = _missing(api, account, *buyer, requirements)
+            missing = _missing(api, account, buyer[0], buyer[1], buyer[2], requirements)
             if missing:
                 _block(settings, deposit_id, missing, now())
                 report.blocked.append((deposit.number, missing))
