@@ -798,6 +798,7 @@ def reissue(
         original = uow.invoices.by_number(number)
         assert original.id is not None
         note = uow.credit_notes.of_invoice(original.id)[-1]
+        note_number = note.number
         existing = uow.session.exec(select(Invoice).where(Invoice.replaces_invoice_id == original.id)).first()
         if existing is not None:
             return Reissue(number, note.number, existing.number, _queued(uow.session, existing))
@@ -848,7 +849,7 @@ def reissue(
 
     file_deposits(settings)
     dispatch(settings)
-    return Reissue(number, note.number, new_number, queued)
+    return Reissue(number, note_number, new_number, queued)
 
 
 def _queued(session: Session, invoice: Invoice) -> bool:
