@@ -26,8 +26,9 @@ class DeploymentSpec:
         return getattr(__import__(module, fromlist=[attr]), attr)
 
 
-def catalogue(renewal_month: int = 1, renewal_day: int = 15) -> list[DeploymentSpec]:
-    """Every deployment with its schedule (the renewal date comes from the settings)."""
+def catalogue(renewal_month: int = 1, renewal_day: int = 15, chorus_interval_s: int = 1800) -> list[DeploymentSpec]:
+    """Every deployment with its schedule (the renewal date and the Chorus Pro interval come from the
+    settings: MAIRIE_RENEWAL_*, MAIRIE_CHORUS__SYNC_INTERVAL_MINUTES)."""
     return [
         DeploymentSpec(
             "demande-de-services",
@@ -74,5 +75,11 @@ def catalogue(renewal_month: int = 1, renewal_day: int = 15) -> list[DeploymentS
         ),
         DeploymentSpec(
             "envoi-courriels", "flows.billing:outbox", interval_s=300, description="Envoi des courriels en attente"
+        ),
+        DeploymentSpec(
+            "suivi-chorus",
+            "flows.chorus:follow_chorus",
+            interval_s=chorus_interval_s,
+            description="Dépôts sur Chorus Pro et suivi des statuts (rejets, mises en paiement)",
         ),
     ]

@@ -666,6 +666,13 @@ def up(
         for what, host, port in (("Prefect", prefect_host, prefect_port), ("SMTP", s.smtp_host, s.smtp_port)):
             if not stack.port_free(host, port):
                 raise stack.StackError(f"le port {port} ({what}) est déjà pris sur {host} : choisissez-en un autre.")
+        chorus_env = stack.chorus_sandbox_env(s)  # development without a Chorus Pro API: the local sandbox
+        if chorus_env:
+            if not stack.port_free("127.0.0.1", stack.SANDBOX_PORT):
+                raise stack.StackError(f"le port {stack.SANDBOX_PORT} (bac à sable Chorus Pro) est déjà pris")
+            os.environ.update(chorus_env)
+            get_settings.cache_clear()
+            s = settings()
         urls = stack.urls(s, prefect_host, prefect_port)
         env = stack.prefect_env(s, urls.prefect_api, s.prefect_auth_string)
         os.environ.update({k: v for k, v in env.items() if k.startswith("PREFECT_")})  # before Prefect is imported
@@ -677,6 +684,7 @@ def up(
         out.print("Initialisation de la base…")
         _say_what_to_fill(initialise(s).settings_to_fill)
         mail = LoopbackMailServer(s.mail_path, host=s.smtp_host, port=s.smtp_port).start()
+        sandbox = stack.start_chorus_sandbox(s) if chorus_env else None
         prefect = web = quotes = None
         try:
             out.print("Démarrage du serveur Prefect…")
@@ -694,13 +702,16 @@ def up(
             stack.wait_until(
                 lambda: stack.http_ok(f"{s.public_url.rstrip('/')}/health"), "la page d'approbation", 30, web
             )
-            stack.write_lock_info(lock, urls, Path(env["PREFECT_RESULTS_LOCAL_STORAGE_PATH"]))
+            stack.write_lock_info(
+                lock, urls, Path(env["PREFECT_RESULTS_LOCAL_STORAGE_PATH"]), sandbox.url if sandbox else None
+            )
             out.print(
                 f"\n[bold green]Mairie Connectée tourne.[/]\n"
                 f"  Interface Prefect      : {urls.prefect_ui}\n"
                 f"  Page d'approbation     : {urls.approval}\n"
                 f"  SMTP local             : {urls.smtp} → {urls.mail_folder}\n"
-                f"  Données                : {urls.data_dir}\n"
+                + (f"  Chorus Pro (bac à sable): {sandbox.url} (double de test local)\n" if sandbox else "")
+                + f"  Données                : {urls.data_dir}\n"
                 f"  Journaux               : {logs}\n"
                 "Dans un autre terminal : « mairie demo ». Ctrl-C pour tout arrêter.\n"
             )
@@ -714,6 +725,8 @@ def up(
             stack.stop(web)
             stack.stop(quotes)
             stack.stop(prefect)
+            if sandbox is not None:
+                sandbox.stop()
             mail.stop()
             out.print("Arrêté.")
 
@@ -838,3 +851,9 @@ def mail_retry(message_id: int = typer.Argument(..., help="Id du courriel (voir 
         uow.commit()
     report = dispatch(settings())
     out.print(f"Courriel {message_id} remis en file ; envoyés : {len(report.sent)}")
+
+
+from mairie.cli_chorus import chorus_app, reminders_app  # noqa: E402
+
+app.add_typer(chorus_app, name="chorus")
+app.add_typer(reminders_app, name="reminders")

@@ -31,16 +31,18 @@ if TYPE_CHECKING:
 CANDIDATES = ("62700", "62001", "62003", "62004", "62005", "62006", "62007", "62009", "62010", "62011")
 
 
+from mairie.chorus_sandbox import mairie_siret  # noqa: E402
+
+
 class DemoError(Exception):
     pass
 
 
-def demo_siret(siren: str) -> str:
-    """The SIRET the demo gives for a mairie: its SIREN, establishment 0001 and the Luhn key. The real
-    one is the collectivity's to give; an operator corrects it with `mairie collectivity billing`."""
-    from stdnum import luhn
+def stack_chorus(settings: Settings) -> bool:
+    """Whether the running stack deposits on a Chorus Pro sandbox (`mairie up` says so in its lock file)."""
+    from mairie import stack
 
-    return siren + "0001" + luhn.calc_check_digit(siren + "0001")
+    return bool((stack.running(settings) or {}).get("chorus_sandbox"))
 
 
 def pick_commune(settings: Settings) -> tuple[str, str, int]:
@@ -49,7 +51,7 @@ def pick_commune(settings: Settings) -> tuple[str, str, int]:
         for code in CANDIDATES + tuple(
             c for c in uow.session.exec(select(Commune.insee_code).where(Commune.department == "62")).all()
         ):
-            if code in taken:
+            if code in taken or code.endswith(("2", "8")):  # the sandbox's structures that require codes
                 continue
             commune = uow.session.get(Commune, code)
             population = uow.session.exec(select(CommunePopulation).where(CommunePopulation.insee_code == code)).first()
@@ -149,16 +151,14 @@ def run_demo(settings: Settings, out: Console) -> None:
     demo = Demo(settings, out)
     folder = settings.mail_path
     code, name, population = pick_commune(settings)
+    with unit_of_work(settings) as uow:
+        commune = uow.session.get(Commune, code)
+        siren = commune.siren if commune else ""
     mayor = f"maire.{code}@demo.mairie-connectee.example"
     today = date.today()
 
-    with unit_of_work(settings) as uow:
-        commune = uow.session.get(Commune, code)
-        assert commune is not None  # pick_commune found it
-        siret = demo_siret(commune.siren)
     form = RequestForm(
         collectivity=code,
-        siret=siret,
         items=[
             RequestedItem(code="messagerie-5go", quantity=4),
             RequestedItem(code="nom-de-domaine", quantity=1),
@@ -167,6 +167,7 @@ def run_demo(settings: Settings, out: Console) -> None:
             RequestedItem(code="sauvegarde-mes-n1", quantity=1),
             RequestedItem(code="sauvegarde-abo-n1", quantity=1),
         ],
+        siret=mairie_siret(siren),  # the mairie (establishment 0001), as the Chorus Pro sandbox lists it
         signatory_name="Camille Martin",
         signatory_email=mayor,
         signatory_capacity="Maire",
@@ -239,6 +240,20 @@ def run_demo(settings: Settings, out: Console) -> None:
         *[f"facture : {m.attachments[0]} — {m.path}" for m in invoices],
         f"dépôt Chorus Pro : {settings.deposit_path}",
     )
+
+    if any(settings.deposits_through_chorus_api(i) for i in settings.issuers()) or stack_chorus(settings):
+        run = demo.run_deployment("suivi-chorus", {})
+        from mairie.services.channels.chorus import status_of
+
+        states = [status_of(settings, m.attachments[0].removesuffix(".pdf")) for m in invoices]
+        demo.say(
+            "Factures déposées sur Chorus Pro (bac à sable local) et statuts suivis",
+            f"run (artefacts : dépôts, statuts) : {demo.ui(run)}",
+            *[
+                f"{s['number']} : flux {(s['chorus'] or {}).get('flux')} — {(s['chorus'] or {}).get('status')}"
+                for s in states
+            ],
+        )
 
     reminder_day = today + timedelta(days=settings.payment_term_days + settings.reminder_days[0] + 1)
     run = demo.run_deployment("relances-impayes", {"today": reminder_day.isoformat()})

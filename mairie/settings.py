@@ -219,6 +219,16 @@ class IssuerIdentity(BaseModel):
             raise ValueError(f"BIC {value} invalide")
         return stdnum_bic.compact(value)
 
+    # The issuer's Chorus Pro technical account (MAIRIE_SYNDICAT__CHORUS_LOGIN / …_PASSWORD): with it, and
+    # the channel facturx_chorus, its invoices are deposited through the API; without it, in the folder.
+    # Excluded from dumps: never written to the issuer table nor shown.
+    chorus_login: str | None = Field(default=None, exclude=True)
+    chorus_password: str | None = Field(default=None, exclude=True, repr=False)
+
+    @property
+    def has_chorus_account(self) -> bool:
+        return bool(self.chorus_login and self.chorus_password)
+
     @model_validator(mode="after")
     def _check_identifiers(self) -> IssuerIdentity:
         if not stdnum_siren.is_valid(self.siren):
@@ -347,6 +357,36 @@ def _cdg59() -> IssuerIdentity:
     )
 
 
+class ChorusSettings(BaseModel):
+    """The Chorus Pro API through PISTE (`MAIRIE_CHORUS__…`). Unset `api_url`: no API, the folder channel.
+
+    `api_url` is PISTE's API gateway (qualification: https://sandbox-api.piste.gouv.fr, production:
+    https://api.piste.gouv.fr), `oauth_url` its token endpoint (…/api/oauth/token), `client_id` and
+    `client_secret` the PISTE application's OAuth credentials. See docs/chorus-pro.md."""
+
+    api_url: str | None = None
+    oauth_url: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = Field(default=None, repr=False)
+    # Deposits per minute, whatever the number of invoices waiting (PISTE quotas); 0: no limit.
+    deposits_per_minute: float = Field(default=60.0, ge=0)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    # Retries of one call after a 429, a 5xx or a time-out (backoff 0.5 s, 1 s, 2 s… capped at max_backoff)
+    retries: int = Field(default=5, ge=0, le=20)
+    backoff_seconds: float = Field(default=0.5, ge=0)
+    max_backoff_seconds: float = Field(default=30.0, ge=0)
+    # A deposit claimed this long ago without its flux number (a crash between the answer and its record)
+    # is searched on Chorus Pro; not found after `redeposit_after_minutes`, it is deposited again.
+    claim_timeout_minutes: float = Field(default=10.0, ge=0)
+    redeposit_after_minutes: float = Field(default=60.0, ge=0)
+    # suivi-chorus: every 30 minutes by default (the catalogue's interval)
+    sync_interval_minutes: int = Field(default=30, ge=1)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.api_url and self.oauth_url and self.client_id and self.client_secret)
+
+
 ISSUER_SETTINGS = {"syndicat": _syndicat, "cdg62": _cdg62, "cdg59": _cdg59}  # setting name → default identity
 
 
@@ -375,6 +415,7 @@ class Settings(BaseSettings):
     syndicat: IssuerIdentity = Field(default_factory=_syndicat)
     cdg62: IssuerIdentity = Field(default_factory=_cdg62)
     cdg59: IssuerIdentity = Field(default_factory=_cdg59)
+    chorus: ChorusSettings = Field(default_factory=ChorusSettings)
 
     quote_validity_days: int = 90
     payment_term_days: int = 30
@@ -492,6 +533,11 @@ class Settings(BaseSettings):
 
     def cdg_for_department(self, department: str) -> IssuerIdentity | None:
         return {"62": self.cdg62, "59": self.cdg59}.get(department)
+
+    def deposits_through_chorus_api(self, identity: IssuerIdentity) -> bool:
+        """Whether this issuer's documents go through the Chorus Pro API (channel facturx_chorus, the API
+        configured and the issuer's technical account set) rather than its deposit folder."""
+        return identity.billing_channel == "facturx_chorus" and self.chorus.configured and identity.has_chorus_account
 
 
 @lru_cache(maxsize=1)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.error import URLError
 from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
@@ -91,7 +91,7 @@ def single_instance(settings: Settings) -> Iterator[Path]:
         handle.close()
 
 
-def write_lock_info(path: Path, stack: StackUrls, task_storage: Path) -> None:
+def write_lock_info(path: Path, stack: StackUrls, task_storage: Path, chorus_sandbox: str | None = None) -> None:
     with path.open("r+") as handle:
         handle.truncate(0)
         handle.write(
@@ -101,6 +101,7 @@ def write_lock_info(path: Path, stack: StackUrls, task_storage: Path) -> None:
                     "prefect_ui": stack.prefect_ui,
                     "approval": stack.approval,
                     "task_storage": str(task_storage),
+                    "chorus_sandbox": chorus_sandbox,
                 }
             )
         )
@@ -269,7 +270,7 @@ def deployments(settings: Settings) -> list[RunnerDeployment]:
     from flows.deployments import TIMEZONE, catalogue
 
     result = []
-    for spec in catalogue(settings.renewal_month, settings.renewal_day):
+    for spec in catalogue(settings.renewal_month, settings.renewal_day, settings.chorus.sync_interval_minutes * 60):
         schedules = []
         if spec.cron:
             schedules.append(Cron(spec.cron, timezone=TIMEZONE))
@@ -326,3 +327,38 @@ def prefect_of_running_stack(settings: Settings) -> Iterator[bool]:
         updates[PREFECT_API_AUTH_STRING] = settings.prefect_auth_string
     with temporary_settings(updates=updates):
         yield True
+
+
+# The local Chorus Pro sandbox of `mairie up` (development only; a test double, see mairie.chorus_sandbox)
+SANDBOX_CLIENT = ("mairie-dev", "bac-a-sable-dev-seulement")
+SANDBOX_PORT = 8095
+
+
+def chorus_sandbox_env(settings: Settings, port: int = SANDBOX_PORT) -> dict[str, str]:
+    """In development without a Chorus Pro API configured: the settings that point every process of the
+    stack at the local sandbox, with a development technical account per issuer (none otherwise)."""
+    if settings.environment != "development" or settings.chorus.api_url:
+        return {}
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        "MAIRIE_CHORUS__API_URL": url,
+        "MAIRIE_CHORUS__OAUTH_URL": f"{url}/api/oauth/token",
+        "MAIRIE_CHORUS__CLIENT_ID": SANDBOX_CLIENT[0],
+        "MAIRIE_CHORUS__CLIENT_SECRET": SANDBOX_CLIENT[1],
+    }
+    for key, identity in (("SYNDICAT", settings.syndicat), ("CDG62", settings.cdg62), ("CDG59", settings.cdg59)):
+        if not identity.has_chorus_account:
+            env[f"MAIRIE_{key}__CHORUS_LOGIN"] = f"TECH_{identity.code}_DEV"
+            env[f"MAIRIE_{key}__CHORUS_PASSWORD"] = f"dev-{identity.code.lower()}"
+    return env
+
+
+def start_chorus_sandbox(settings: Settings, port: int = SANDBOX_PORT) -> Any:
+    """The sandbox on 127.0.0.1:`port` in a thread, knowing the settings' client and technical accounts."""
+    from mairie.chorus_sandbox import ChorusSandbox, SandboxState
+
+    accounts = {i.chorus_login: i.chorus_password for i in settings.issuers() if i.chorus_login and i.chorus_password}
+    state = SandboxState(
+        client_id=settings.chorus.client_id or "", client_secret=settings.chorus.client_secret or "", accounts=accounts
+    )
+    return ChorusSandbox(state, port=port).start()

@@ -480,6 +480,9 @@ class Invoice(SQLModel, table=True):
     emailed_message_id: int | None = Field(default=None, foreign_key="outboxmessage.id")
     deposited_path: str | None = Field(default=None, max_length=500)
     handed_to_accountant_at: datetime | None = _ts(default=None)
+    # A reissue (after a rejection by Chorus Pro) names the invoice it replaces; it has no subscription of
+    # its own (the unique constraint stays the campaigns' guard), its context is the replaced invoice's.
+    replaces_invoice_id: int | None = Field(default=None, foreign_key="invoice.id")
     created_at: datetime = _ts(default_factory=utcnow)
 
 
@@ -630,3 +633,37 @@ class WebGuard(SQLModel, table=True):
     expires_at: int = Field(sa_type=BigInteger, index=True)
     fingerprint: str | None = Field(default=None, max_length=64)  # idempotency: SHA-256 of the request body
     answer: dict[str, Any] | None = _json()  # idempotency: {"status": 201, "body": {...}} once answered
+
+
+class ChorusDeposit(SQLModel, table=True):
+    """One document deposited on Chorus Pro through its API (an invoice, or a credit note), and what
+    Chorus Pro says of it since (`models.chorus`).
+
+    Queued in the transaction that issues the document; claimed by one run (compare-and-set on `state`);
+    the `numeroFluxDepot` is recorded before anything else once the API answers. `file_name` is unique:
+    a document is never queued twice. `history` lists each change with its date (also in the audit).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    issuer_code: str = Field(foreign_key="issuer.code", max_length=16)
+    document_type: str = Field(max_length=12)  # invoice | credit_note
+    invoice_id: int | None = Field(default=None, foreign_key="invoice.id", index=True)
+    credit_note_id: int | None = Field(default=None, foreign_key="creditnote.id")
+    number: str = Field(max_length=40)
+    file_name: str = Field(unique=True, max_length=200)
+    state: str = Field(default="queued", max_length=12, index=True)  # models.chorus.DepositState
+    attempts: int = 0
+    claimed_at: datetime | None = _ts(default=None)
+    next_attempt_at: datetime = _ts(default_factory=utcnow)
+    flux_number: str | None = Field(default=None, max_length=60, unique=True)  # numeroFluxDepot
+    deposited_at: datetime | None = _ts(default=None)
+    flux_state: str | None = Field(default=None, max_length=40)  # etatCourantFlux
+    flux_state_at: datetime | None = _ts(default=None)
+    chorus_invoice_id: int | None = Field(default=None, sa_type=BigInteger)  # identifiantFactureCPP
+    status: str | None = Field(default=None, max_length=40)  # statutCourantCode
+    status_at: datetime | None = _ts(default=None)
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    synced_at: datetime | None = _ts(default=None)
+    history: list[dict[str, Any]] = _json(list)
+    created_at: datetime = _ts(default_factory=utcnow)

@@ -251,7 +251,10 @@ class Invoices(_Repository):
         )
 
     def context(self, invoice: Invoice) -> InvoiceContext:
-        """invoice → subscription → convention → request, and the collectivity invoiced."""
+        """invoice → subscription → convention → request, and the collectivity invoiced (a reissue: those of
+        the invoice it replaces)."""
+        if invoice.subscription_id is None and invoice.replaces_invoice_id is not None:
+            return self.context(self.get(invoice.replaces_invoice_id))
         if invoice.subscription_id is None:
             raise NotFound(f"la facture {invoice.number} n'est rattachée à aucun abonnement")
         subscription = Subscriptions(self.session).get(invoice.subscription_id)

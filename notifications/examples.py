@@ -86,6 +86,19 @@ def _invoice_held() -> dict[str, Any]:
     }
 
 
+def _chorus_task() -> dict[str, Any]:
+    return {
+        "collectivity_name": "Regnauville",
+        "identifier": "62700",
+        "issuer_name": "La Fibre Numérique 59-62",
+        "invoice_number": "LFN-FAC-2026-00042",
+        "what": "rejected",
+        "status_label": "rejetée",
+        "reason": "Numéro d'engagement absent ou inconnu",
+        "status_at": datetime(2026, 2, 3, 9, 15, tzinfo=UTC),
+    }
+
+
 def _signature_request() -> dict[str, Any]:
     return {
         "salutation": "Monsieur le Président",
@@ -255,4 +268,5 @@ _EXAMPLES = {
     "payment_reminder": _payment_reminder,
     "accountant_handover": _accountant_handover,
     "invoice_held": _invoice_held,
+    "chorus_task": _chorus_task,
 }

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from mairie.database import unit_of_work
 from mairie.services import paperwork
+from mairie.services.channels import chorus
 from mairie.services.channels.folder import file_deposits
 from mairie.services.payments import cancel_queued_reminders, payable_invoice
 from mairie.settings import Settings
@@ -53,6 +54,9 @@ def credit_invoice(
         move(invoice, InvoiceStatus.CREDITED)
         uow.session.add_all([note, invoice])
         cancel_queued_reminders(uow.session, invoice)
+        assert invoice.id is not None
+        if not chorus.rejected_on_chorus(uow.session, invoice.id):  # a rejected invoice is dead there already
+            chorus.queue_document(uow, settings, note)
         audit.record(
             uow.session,
             actor=actor,

@@ -2,7 +2,8 @@
 (the rule is `models.dunning`: which level, who qualifies, when to hand over).
 
 Each reminder is one row per invoice and level (a unique constraint), so a level is sent once even when
-two runs meet; payments are read in the same transaction, so a paid invoice is never reminded.
+two runs meet; payments are read in the same transaction, so a paid invoice is never reminded. Neither is
+an invoice rejected by Chorus Pro (not payable) or in payment there (`channels.chorus.dunned`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlmodel import col, select
 from mairie.adapters.files import FileDrop
 from mairie.database import unit_of_work
 from mairie.services import paperwork
+from mairie.services.channels import chorus
 from mairie.services.channels.folder import drop_for
 from mairie.services.mail import enqueue_message
 from mairie.services.payments import amount_due
@@ -55,8 +57,11 @@ def run_reminders(settings: Settings, today: date, drop: FileDrop | None = None)
         unpaid = uow.session.exec(
             select(Invoice).where(col(Invoice.status).in_(list(OPEN_INVOICE)), Invoice.due_on < today)
         ).all()
+        on_chorus = chorus.latest_deposits(uow.session, [i.id for i in unpaid if i.id is not None])
         for invoice in unpaid:
-            if not qualifies(invoice.status, amount_due(invoice)):
+            # rejected on Chorus Pro (not payable) or in payment there: no reminder
+            payable = chorus.dunned(on_chorus.get(invoice.id or 0))
+            if not qualifies(invoice.status, amount_due(invoice), payable=payable):
                 continue
             sent = {r.level for r in uow.session.exec(select(Reminder).where(Reminder.invoice_id == invoice.id))}
             step = next_step(

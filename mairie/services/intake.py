@@ -20,10 +20,11 @@ from mairie.presenters import population_json
 from mairie.schemas import OperatorAmounts, RequestForm
 from mairie.services.assessment import Assessment, assess_collectivity, identifier_of
 from mairie.services.buyers import BillingUpdate, apply_billing
+from mairie.services.channels import chorus
 from mairie.services.mail import enqueue_message
 from mairie.settings import Settings
 from models import audit
-from models.buyer import default_address
+from models.buyer import check_siret, default_address
 from models.db import UnitOfWork
 from models.directory import Found
 from models.eligibility import Eligibility
@@ -133,6 +134,18 @@ def _upsert_collectivity(session: Session, found: Found, form: RequestForm) -> C
     return row
 
 
+def _check_chorus_directory(session: Session, settings: Settings, found: Found, form: RequestForm) -> None:
+    """When the Chorus Pro API is configured: the buyer's SIRET is a structure of its directory, and the
+    request gives the service code / commitment number that structure requires (`channels.chorus`)."""
+    if not chorus.api_issuers(settings):
+        return
+    row = session.exec(select(Collectivity).where(Collectivity.siren == found.siren)).first()
+    siret = check_siret(form.siret, found.siren, found.name) if form.siret else (row.siret if row else None)
+    if siret:  # none: _upsert_collectivity asks for it
+        service_code = form.chorus_service_code or (row.chorus_service_code if row else None)
+        chorus.check_buyer(settings, siret, service_code, form.commitment_number)
+
+
 def _known(session: Session, found: Found) -> Collectivity:
     """The collectivity of a refused request, stored without a billing identity (nothing will be invoiced)."""
     row = session.exec(select(Collectivity).where(Collectivity.siren == found.siren)).first()
@@ -187,6 +200,8 @@ def register_request(
         found, verdict = assessment.found, assessment.eligibility
         if not form.allow_duplicate and (same := _open_identical(uow, found, form)) is not None:
             return same
+        if verdict.eligible:
+            _check_chorus_directory(session, settings, found, form)  # before any write: it calls the API
         collectivity = _upsert_collectivity(session, found, form) if verdict.eligible else _known(session, found)
         _upsert_signatory(session, collectivity, form)
         request = _store_request(session, form, collectivity, verdict, channel=channel, on=on, run_id=flow_run_id)

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from documents.pool import RenderPool
 from mairie.database import unit_of_work
 from mairie.services import buyers, paperwork
+from mairie.services.channels import chorus
 from mairie.services.mail import enqueue_message
 from mairie.settings import Settings
 from models import audit
@@ -190,6 +191,7 @@ def complete_invoice(uow: UnitOfWork, settings: Settings, invoice: Invoice, pdf:
     invoice.emailed_message_id = message.id
     move(invoice, InvoiceStatus.ISSUED)
     uow.session.add(invoice)
+    chorus.queue_document(uow, settings, invoice)  # deposited through the API when its issuer does so
     audit.record(
         uow.session,
         actor="système",

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from mairie.database import unit_of_work
 from mairie.formatting import PARIS
+from mairie.services.channels.chorus import ChorusJson, chorus_json, latest_deposits
 from mairie.services.payments import amount_due
 from mairie.settings import Settings
 from models.directory import find
@@ -125,6 +126,7 @@ class InvoiceStory(TypedDict):
     status: str
     payments: list[PaymentStory]
     credit_notes: list[str]
+    chorus: ChorusJson | None  # the deposit through the Chorus Pro API, None for the folder channel
 
 
 class Story(TypedDict):
@@ -275,4 +277,5 @@ def _invoice_story(s: Session, invoice: Invoice) -> InvoiceStory:
         "status": invoice.status,
         "payments": [{"amount": f"{p.amount:.2f}", "paid_on": _iso(p.paid_on)} for p in payments],
         "credit_notes": [c.number for c in credits],
+        "chorus": chorus_json(latest_deposits(s, [invoice.id]).get(invoice.id) if invoice.id else None),
     }

@@ -38,6 +38,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "mairie/services": (
         "flows",
         "mairie.cli",
+        "mairie.cli_chorus",
+        "mairie.chorus_sandbox",
         "mairie.cli_documents",
         "mairie.cli_mail",
         "mairie.cli_story",

@@ -1,6 +1,7 @@
 """The folder channel: each committed invoice and credit note is filed in
 `<deposit dir>/<ISSUER>/<channel>/<number>.pdf`, after its commit, and again by any later run after a
-crash (the database is the authority: a leftover file of the same name is replaced)."""
+crash (the database is the authority: a leftover file of the same name is replaced). A document queued for
+the Chorus Pro API (`channels.chorus`) is not filed here."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from mairie.adapters.files import FileDrop, LocalFolder
 from mairie.database import unit_of_work
 from mairie.services import paperwork
 from mairie.settings import Settings
-from models.entities import CreditNote, Invoice
+from models.entities import ChorusDeposit, CreditNote, Invoice
 
 
 def drop_for(settings: Settings) -> FileDrop:
@@ -33,6 +34,7 @@ def file_deposits(settings: Settings, batch: int = 500, drop: FileDrop | None = 
 
 
 Filed = TypeVar("Filed", Invoice, CreditNote)
+_TYPE: dict[type[Invoice] | type[CreditNote], str] = {Invoice: "invoice", CreditNote: "credit_note"}
 
 
 def _file_all(settings: Settings, table: type[Filed], batch: int, drop: FileDrop) -> list[str]:
@@ -40,9 +42,12 @@ def _file_all(settings: Settings, table: type[Filed], batch: int, drop: FileDrop
     filed: list[str] = []
     while True:
         with unit_of_work(settings) as uow:
+            link = ChorusDeposit.invoice_id if table is Invoice else ChorusDeposit.credit_note_id
+            on_api = select(link).where(col(link).is_not(None), ChorusDeposit.document_type == _TYPE[table])
             rows = uow.session.exec(
                 select(table)
                 .where(col(table.deposited_path).is_(None), col(table.document_sha256).is_not(None))
+                .where(col(table.id).not_in(on_api))  # deposited through the Chorus Pro API instead
                 .order_by(col(table.id))
                 .limit(batch)
             ).all()
