@@ -171,7 +171,9 @@ class IssuerIdentity(BaseModel):
     signatory_capacity: str = ""
     signatory_email: str | None = None
     billing_channel: Literal["facturx_chorus", "pes_asap", "email_pdf"] = "facturx_chorus"
-    payment_term_days: int = 30
+    # Not a setting of its own: one term for every issuer, MAIRIE_PAYMENT_TERM_DAYS, copied here by
+    # `Settings` (0 until then) so that the term printed and the due dates computed can never disagree.
+    payment_term_days: int = 0
     # The ordonnateur who issues the titres (article L. 1617-5, 4°, CGCT: first name, name and capacity).
     ordonnateur_name: str = ""
     ordonnateur_title: str = ""
@@ -487,6 +489,20 @@ class Settings(BaseSettings):
                 if isinstance(value, dict):
                     data[key] = {**factory().model_dump(), **value}
         return data
+
+    @model_validator(mode="after")
+    def _one_payment_term(self) -> Settings:
+        """The payment term has one source, `payment_term_days` (délai global de paiement of a public
+        buyer): each issuer's documents print it and its due dates use it."""
+        for name in ISSUER_SETTINGS:
+            identity: IssuerIdentity = getattr(self, name)
+            if identity.payment_term_days not in (0, self.payment_term_days):
+                raise ValueError(
+                    f"MAIRIE_{name.upper()}__PAYMENT_TERM_DAYS n'est pas un réglage : le délai de paiement est le même "
+                    f"pour tous les émetteurs, réglez MAIRIE_PAYMENT_TERM_DAYS ({self.payment_term_days} jours)"
+                )
+            identity.payment_term_days = self.payment_term_days
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:

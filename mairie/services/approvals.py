@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from sqlmodel import select
+
 from mairie.database import unit_of_work
 from mairie.links import LinkError, documents_digest, read_approval_token
 from mairie.services import paperwork
@@ -93,11 +95,15 @@ class DecisionOutcome:
 DECIDED = (ApprovalStatus.SIGNED, ApprovalStatus.DECLINED)
 
 
-def _claim_approval(uow: UnitOfWork, settings: Settings, token: str) -> tuple[Convention, Approval]:
-    """The convention and approval a token names, or LinkError (nothing is changed)."""
+def _claim_approval(
+    uow: UnitOfWork, settings: Settings, token: str, *, lock: bool = False
+) -> tuple[Convention, Approval]:
+    """The convention and approval a token names, or LinkError (nothing is changed). `lock` takes the
+    convention's row for the transaction (PostgreSQL), so that two decisions on it never interleave."""
     claim = read_approval_token(settings, token)
+    query = select(Convention).where(Convention.id == claim.convention_id)
+    convention = uow.session.exec(query.with_for_update() if lock else query).first()
     approval = uow.session.get(Approval, claim.approval_id)
-    convention = uow.session.get(Convention, claim.convention_id)
     if approval is None or convention is None or approval.convention_id != convention.id:
         raise LinkError("Ce lien ne correspond à aucune convention.", status=404)
     if convention.status == ConventionStatus.SUPERSEDED:
@@ -211,7 +217,7 @@ def sign(settings: Settings, token: str, decision: Decision, evidence: Evidence)
     """Accept and sign through a link. Signing twice shows the decision already taken."""
     _validate_decision(decision)
     with unit_of_work(settings) as uow:
-        convention, approval = _claim_approval(uow, settings, token)
+        convention, approval = _claim_approval(uow, settings, token, lock=True)
         if approval.status in DECIDED:
             return DecisionOutcome(convention.reference, approval.status, approval.party, already_decided=True)
         _check_decidable(uow, settings, convention, approval)
@@ -262,7 +268,7 @@ def decline(settings: Settings, token: str, reason: str, name: str, evidence: Ev
         raise InvalidInput("Le motif est trop long (4 000 caractères au plus).")
     with unit_of_work(settings) as uow:
         session = uow.session
-        convention, approval = _claim_approval(uow, settings, token)
+        convention, approval = _claim_approval(uow, settings, token, lock=True)
         if approval.status in DECIDED:
             return DecisionOutcome(convention.reference, approval.status, approval.party, already_decided=True)
         _check_decidable(uow, settings, convention, approval)

@@ -168,3 +168,14 @@ def test_who_may_decide_and_ask_now() -> None:
     assert question_refusal(convention_status="in_force", approval_status="signed", expires_at=earlier, **ask) is None
     assert question_refusal(convention_status="awaiting_cdg", approval_status="waiting", expires_at=later, **ask)
     assert question_refusal(convention_status="awaiting_cdg", approval_status="pending", expires_at=earlier, **ask)
+
+
+def test_one_payment_term_for_every_issuer() -> None:
+    from pydantic import ValidationError
+
+    from mairie.settings import Settings
+
+    settings = Settings(_env_file=None, payment_term_days=45)  # type: ignore[call-arg]
+    assert {i.payment_term_days for i in settings.issuers()} == {45}  # printed and used for due dates alike
+    with pytest.raises(ValidationError, match="MAIRIE_SYNDICAT__PAYMENT_TERM_DAYS n'est pas un réglage"):
+        Settings(_env_file=None, syndicat={"payment_term_days": 60})  # type: ignore[call-arg]
