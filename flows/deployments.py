@@ -75,4 +75,16 @@ def catalogue(renewal_month: int = 1, renewal_day: int = 15) -> list[DeploymentS
         DeploymentSpec(
             "envoi-courriels", "flows.billing:outbox", interval_s=300, description="Envoi des courriels en attente"
         ),
+        DeploymentSpec(
+            "export-pes",
+            "flows.pes:pes_export",
+            cron="0 19 * * *",
+            description="Titres de recettes PES pour Hélios (quotidien, et après chaque campagne)",
+        ),
+        DeploymentSpec(
+            "acquits-pes",
+            "flows.pes:pes_acquits",
+            interval_s=900,
+            description="Acquits d'Hélios déposés dans les dossiers surveillés",
+        ),
     ]
