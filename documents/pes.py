@@ -527,7 +527,7 @@ def _pes_facture(parent: etree._Element, bordereau: Bordereau, piece: Piece, iss
 
 
 def _bytes(root: etree._Element) -> bytes:
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
 
 
 def build_asap(
@@ -573,8 +573,17 @@ def build_pes_aller(
     _v(etree.SubElement(pjs, "EnTetePES_PJ"), "IdVer", 1)
     for piece in bordereau.pieces:
         asap = build_asap(header, bordereau, piece, issuer, schemas)
-        _pj(pjs, PJ(piece.asap_id, asap_name(piece), TYPE_PJ_PES_FACTURE,
-                    f"ASAP de la facture {piece.invoice_number}", asap, "text/xml"))  # fmt: skip
+        _pj(
+            pjs,
+            PJ(
+                piece.asap_id,
+                asap_name(piece),
+                TYPE_PJ_PES_FACTURE,
+                f"ASAP de la facture {piece.invoice_number}",
+                asap,
+                "text/xml",
+            ),
+        )
         _pj(pjs, piece.pdf)
     xml = _bytes(root)
     if schemas is not None:
