@@ -572,11 +572,13 @@ def _issuer_of_acquit(settings: Settings, acquit: doc.Acquit) -> IssuerIdentity:
     )
 
 
-def import_acquit(settings: Settings, content: bytes, source: str = "") -> AcquitReport:
+def import_acquit(settings: Settings, content: bytes, source: str = "", *, issuer: str | None = None) -> AcquitReport:
     """Record Hélios's acquit (see the module's docstring); the operators' email is queued in the same
-    transaction (dispatch it after)."""
+    transaction (dispatch it after). `issuer`, when given, is the issuer it must be of (a watched folder's)."""
     acquit = doc.parse_acquit(content, schemas_of(settings))
     identity = _issuer_of_acquit(settings, acquit)
+    if issuer is not None and identity.code != issuer:
+        raise InvalidInput(f"acquit de {identity.code} déposé dans le dossier de {issuer} : rien n'est importé")
     report = AcquitReport(identity.code, acquit.file_name)
     with unit_of_work(settings) as uow:
         _lock_issuer(uow, identity.code)
@@ -640,9 +642,11 @@ def _acquitted_bordereau(
         if element.exercice is not None:
             query = query.where(PesBordereau.exercice == element.exercice)
         return session.exec(query).first()
-    # a whole file refused (technical domain, signature…): the bordereau of that file
+    # a whole file refused (technical domain, signature…): the bordereau of that file (NomFic, with or
+    # without its extension)
+    names = {acquit.file_name, f"{acquit.file_name.removesuffix('.xml')}.xml"}
     return session.exec(
-        select(PesBordereau).where(PesBordereau.issuer_code == issuer_code, PesBordereau.file_name == acquit.file_name)
+        select(PesBordereau).where(PesBordereau.issuer_code == issuer_code, col(PesBordereau.file_name).in_(names))
     ).first()
 
 
@@ -756,9 +760,7 @@ def import_acquit_folder(settings: Settings, inboxes: dict[str, Inbox] | None = 
     for code, inbox in inboxes.items():
         for name in inbox.waiting():
             try:
-                report = import_acquit(settings, inbox.read(name), source=name)
-                if report.issuer != code:
-                    raise InvalidInput(f"acquit de {report.issuer} déposé dans le dossier de {code}")
+                report = import_acquit(settings, inbox.read(name), source=name, issuer=code)
             except (doc.PesInvalid, NotFound, InvalidInput) as exc:
                 results.append(InboxResult(name, None, str(exc), inbox.done(name, ok=False, note=str(exc))))
                 continue

@@ -1,0 +1,164 @@
+"""Real-shaped data for the PES tests: both CDGs bill through pes_asap, the syndicat through Chorus Pro
+(facturx_chorus). Six communes of the Pas-de-Calais and the Nord go live on 24 November 2026 (first
+invoices) and renew on 15 January 2027 (the campaign). The world is built once per session on SQLite and
+copied for each test.
+
+DGFiP's PES V2 XSD is looked for in `../shared/data/pes-xsd/` beside the repository (CI has it there);
+outside CI a test that needs it is skipped with a message saying where to put it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from mairie.schemas import RequestForm
+from mairie.services import approvals, conventions, provisioning, renewal
+from mairie.services import intake as svc
+from mairie.services import quotes as quoting
+from mairie.services.setup import initialise
+from mairie.settings import Settings
+from models.db import get_engine
+from tests.conftest import mairie_siret, make_settings
+
+ROOT = Path(__file__).resolve().parents[3]
+XSD_DIR = ROOT.parent / "shared" / "data" / "pes-xsd"
+GO_LIVE = date(2026, 11, 24)
+CAMPAIGN_DAY = date(2027, 1, 15)
+
+# Both CDGs on pes_asap, with their budget as their accountant gives it (example codes, real shapes)
+PES_SETTINGS: dict[str, dict[str, object]] = {
+    "cdg62": {
+        "billing_channel": "pes_asap",
+        "pes_id_post": "062045",
+        "pes_cod_col": "162",
+        "pes_cod_bud": "00",
+        "pes_libelle_col_bud": "CDG 62 - Budget principal",
+        "pes_ref_bdf": "621234",
+        "pes_signatory_first_name": "Claude",
+        "pes_signatory_last_name": "Lefèvre",
+        "pes_signatory_role": "Président du Centre de gestion",
+        "pes_accountant_name": "Service de gestion comptable de Béthune",
+        "pes_accountant_address": "Rue Eugène Haynaut",
+        "pes_accountant_postcode": "62400",
+        "pes_accountant_city": "Béthune",
+        "pes_accountant_phone": "03 21 00 00 00",
+    },
+    "cdg59": {
+        "billing_channel": "pes_asap",
+        "pes_id_post": "059056",
+        "pes_cod_col": "159",
+        "pes_cod_bud": "00",
+        "pes_ref_bdf": "591234",
+        "pes_signatory_first_name": "Dominique",
+        "pes_signatory_last_name": "Dubois",
+        "pes_signatory_role": "Président du Centre de gestion",
+        "pes_accountant_name": "Service de gestion comptable de Lille municipale",
+        "pes_accountant_address": "Place Augustin Laurent",
+        "pes_accountant_postcode": "59000",
+        "pes_accountant_city": "Lille",
+    },
+}
+
+COMMUNES = {  # INSEE code → basket (the support fee goes to the CDG of the department)
+    "62113": {"messagerie-5go": 2},  # Berles-Monchel, 495 inhabitants
+    "62078": {"messagerie-5go": 1, "antivirus": 3, "nas-2-disques": 1},  # Balinghem, 1 242
+    "62700": {"pack-antivirus-mdp": 2, "nom-de-domaine": 1},  # Regnauville, 220
+    "59001": {"messagerie-5go": 3},  # Abancourt, 456
+    "59007": {"page-internet": 1, "gestionnaire-mdp": 1},  # Anhiers, 896
+    "59004": {"messagerie-illimitee": 2, "nom-de-domaine": 1},  # Aix-en-Pévèle, 1 348
+}
+
+
+def schema_dir() -> Path | None:
+    """The XSD folder, or None outside CI when it is absent (CI fails instead)."""
+    if (XSD_DIR / "5.17" / "PES_V2" / "Rev0" / "PES_Aller.xsd").is_file():
+        return XSD_DIR
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"DGFiP's PES V2 XSD is required in CI at {XSD_DIR}/5.17/PES_V2/ (README of shared/data)")
+    return None
+
+
+@pytest.fixture
+def xsd() -> Path:
+    """The schema folder; the test is skipped (outside CI) when it is absent."""
+    found = schema_dir()
+    if found is None:
+        pytest.skip(
+            f"DGFiP's PES V2 XSD not found: put version 5.17 in {XSD_DIR}/5.17/PES_V2/ (entry point "
+            "PES_V2/Rev0/PES_Aller.xsd) to run the schema checks"
+        )
+    return found
+
+
+def pes_settings(tmp_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "cdg62": dict(PES_SETTINGS["cdg62"]),
+        "cdg59": dict(PES_SETTINGS["cdg59"]),
+        "pes_xsd_dir": schema_dir(),
+    }
+    values.update(overrides)
+    url = f"sqlite:///{tmp_path / 'data' / 'mairie.sqlite3'}"
+    return make_settings(tmp_path, url, **values)
+
+
+def go_live(settings: Settings, code: str, items: dict[str, int], day: date) -> None:
+    form = RequestForm(
+        collectivity=code,
+        siret=mairie_siret(code),
+        items=[{"code": c, "quantity": q} for c, q in items.items()],
+        signatory_name="Signataire",
+        signatory_email=f"maire.{code}@exemple.fr",
+    )
+    outcome = svc.register_request(settings, form, channel="cli", on=day)
+    quotes = quoting.issue_quotes(settings, outcome.request_id, day)
+    for party in ("collectivity", "cdg", "syndicat"):
+        approvals.countersign_as_operator(
+            settings, quotes.convention, party, "Opérateur", approvals.Decision("Signataire", "Maire", True)
+        )
+    [convention_id] = conventions.conventions_in_force_without_order(settings)
+    order = provisioning.issue_order(settings, convention_id)
+    provisioning.acknowledge(settings, order.number, "Technicien")
+    provisioning.deliver(settings, order.number, "Technicien", day, today=day)
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory where six communes went live and renewed (first invoices and the 2027 campaign)."""
+    root = tmp_path_factory.mktemp("pes-world")
+    settings = pes_settings(root)
+    initialise(settings)
+    for code, items in COMMUNES.items():
+        go_live(settings, code, items, GO_LIVE)
+    renewal.issue(settings, 2027, today=CAMPAIGN_DAY)
+    get_engine(settings.sqlalchemy_url).dispose()  # checkpoints SQLite's WAL into the file copied below
+    return root
+
+
+@dataclass
+class World:
+    settings: Settings
+    root: Path
+
+
+@pytest.fixture
+def copy(world: Path, tmp_path: Path) -> Iterator[World]:
+    """This test's own copy of the world (database, documents, deposit folders)."""
+    shutil.copytree(world / "data", tmp_path / "data")
+    settings = pes_settings(tmp_path)
+    yield World(settings, tmp_path)
+    get_engine(settings.sqlalchemy_url).dispose()
+
+
+def validate(xml: bytes, xsd: Path, entry: str = "PES_V2/Rev0/PES_Aller.xsd") -> None:
+    """Validate with lxml against the official XSD, independently of the code under test."""
+    schema = etree.XMLSchema(etree.parse(str(xsd / "5.17" / entry)))
+    document = etree.fromstring(xml)
+    assert schema.validate(document), [str(e) for e in schema.error_log][:5]
