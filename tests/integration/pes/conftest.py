@@ -1,6 +1,6 @@
 """Real-shaped data for the PES tests: both CDGs bill through pes_asap, the syndicat through Chorus Pro
-(facturx_chorus). Six communes of the Pas-de-Calais and the Nord go live on 24 November 2026 (first
-invoices) and renew on 15 January 2027 (the campaign). The world is built once per session on SQLite and
+(facturx_chorus). Six communes of the Pas-de-Calais and the Nord go live on 24 November or 1 December 2026
+(first invoices) and renew on 15 January 2027 (the campaign). The world is built once per session on SQLite and
 copied for each test.
 
 DGFiP's PES V2 XSD is looked for in `../shared/data/pes-xsd/` beside the repository (CI has it there);
@@ -9,7 +9,6 @@ outside CI a test that needs it is skipped with a message saying where to put it
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,11 +26,13 @@ from mairie.services.setup import initialise
 from mairie.settings import Settings
 from models.db import get_engine
 from tests.conftest import mairie_siret, make_settings
+from tests.pes_xsd import require_schema, schema_dir
 
-ROOT = Path(__file__).resolve().parents[3]
-XSD_DIR = ROOT.parent / "shared" / "data" / "pes-xsd"
 GO_LIVE = date(2026, 11, 24)
 CAMPAIGN_DAY = date(2027, 1, 15)
+# Anhiers goes live on 1 December 2026: one month of 14,00 € TTC is 1,17 € TTC for a net of 0,97 € and
+# 0,19 € of VAT — a rounding amount (BT-114) of 0,01 € on the syndicat's first invoice.
+LATE = {"59007": date(2026, 12, 1)}
 
 # Both CDGs on pes_asap, with their budget as their accountant gives it (example codes, real shapes)
 PES_SETTINGS: dict[str, dict[str, object]] = {
@@ -72,30 +73,15 @@ COMMUNES = {  # INSEE code → basket (the support fee goes to the CDG of the de
     "62078": {"messagerie-5go": 1, "antivirus": 3, "nas-2-disques": 1},  # Balinghem, 1 242
     "62700": {"pack-antivirus-mdp": 2, "nom-de-domaine": 1},  # Regnauville, 220
     "59001": {"messagerie-5go": 3},  # Abancourt, 456
-    "59007": {"page-internet": 1, "gestionnaire-mdp": 1},  # Anhiers, 896
+    "59007": {"page-internet": 1},  # Anhiers, 896: live on 1 December (see LATE), its invoice has a rounding
     "59004": {"messagerie-illimitee": 2, "nom-de-domaine": 1},  # Aix-en-Pévèle, 1 348
 }
-
-
-def schema_dir() -> Path | None:
-    """The XSD folder, or None outside CI when it is absent (CI fails instead)."""
-    if (XSD_DIR / "5.17" / "PES_V2" / "Rev0" / "PES_Aller.xsd").is_file():
-        return XSD_DIR
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"DGFiP's PES V2 XSD is required in CI at {XSD_DIR}/5.17/PES_V2/ (README of shared/data)")
-    return None
 
 
 @pytest.fixture
 def xsd() -> Path:
     """The schema folder; the test is skipped (outside CI) when it is absent."""
-    found = schema_dir()
-    if found is None:
-        pytest.skip(
-            f"DGFiP's PES V2 XSD not found: put version 5.17 in {XSD_DIR}/5.17/PES_V2/ (entry point "
-            "PES_V2/Rev0/PES_Aller.xsd) to run the schema checks"
-        )
-    return found
+    return require_schema()
 
 
 def pes_settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -136,7 +122,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     settings = pes_settings(root)
     initialise(settings)
     for code, items in COMMUNES.items():
-        go_live(settings, code, items, GO_LIVE)
+        go_live(settings, code, items, LATE.get(code, GO_LIVE))
     renewal.issue(settings, 2027, today=CAMPAIGN_DAY)
     get_engine(settings.sqlalchemy_url).dispose()  # checkpoints SQLite's WAL into the file copied below
     return root

@@ -151,7 +151,8 @@ def test_the_syndicat_on_chorus_pro_sends_no_pes(copy: World) -> None:
 
 def test_a_vat_issuer_writes_its_vat_and_its_product_codes(copy: World, xsd: Path) -> None:
     """The syndicat's 20 % VAT, were it on pes_asap: each titre books exactly the invoice's VAT (BT-110) and
-    collects exactly its amount due (BT-115); the NAS goes to its own product code and account."""
+    collects exactly its amount due (BT-115), rounding amount included; the NAS goes to its own product code
+    and account."""
     settings = copy.settings.model_copy(
         update={
             "syndicat": copy.settings.syndicat.model_copy(
@@ -174,6 +175,7 @@ def test_a_vat_issuer_writes_its_vat_and_its_product_codes(copy: World, xsd: Pat
     invoices = {i.number: i for i in invoices_of(settings, "LFN")}
     assert sum(b.pieces for b in report.bordereaux) == len(invoices) == 12
     imputations = set()
+    rounded = 0
     for written in report.bordereaux:
         xml = Path(written.path).read_bytes()
         validate(xml, xsd)
@@ -188,8 +190,10 @@ def test_a_vat_issuer_writes_its_vat_and_its_product_codes(copy: World, xsd: Pat
             assert all(v(i, "TxTva") == "20.00" for i in infos)
             imputations |= {(v(i, "CodProdLoc"), v(i, "Nature")) for i in infos}
             vat_total += vat
+            rounded += ht != invoice.total_ht  # the invoice's rounding (BT-114) sits in the titre's HT
         assert D(v(root, "PES_RecetteAller/Bordereau/BlocBordereau/MtBordTVA")) == vat_total
     assert imputations == {("PMC", "706"), ("NAS", "7078")}
+    assert rounded == 1  # Anhiers' first invoice: the data does exercise a rounding amount
 
 
 def test_an_invoice_that_left_by_another_channel_is_never_sent_again(copy: World) -> None:
