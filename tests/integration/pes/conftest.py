@@ -10,6 +10,7 @@ outside CI a test that needs it is skipped with a message saying where to put it
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from mairie.schemas import RequestForm
 from mairie.services import approvals, conventions, provisioning, renewal
@@ -25,7 +28,7 @@ from mairie.services import quotes as quoting
 from mairie.services.setup import initialise
 from mairie.settings import Settings
 from models.db import get_engine
-from tests.conftest import mairie_siret, make_settings
+from tests.conftest import create_pg_database, drop_pg_database, mairie_siret, make_settings
 from tests.pes_xsd import require_schema, schema_dir
 
 GO_LIVE = date(2026, 11, 24)
@@ -84,14 +87,14 @@ def xsd() -> Path:
     return require_schema()
 
 
-def pes_settings(tmp_path: Path, **overrides: object) -> Settings:
+def pes_settings(tmp_path: Path, database_url: str | None = None, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "cdg62": dict(PES_SETTINGS["cdg62"]),
         "cdg59": dict(PES_SETTINGS["cdg59"]),
         "pes_xsd_dir": schema_dir(),
     }
     values.update(overrides)
-    url = f"sqlite:///{tmp_path / 'data' / 'mairie.sqlite3'}"
+    url = database_url or f"sqlite:///{tmp_path / 'data' / 'mairie.sqlite3'}"
     return make_settings(tmp_path, url, **values)
 
 
@@ -115,17 +118,39 @@ def go_live(settings: Settings, code: str, items: dict[str, int], day: date) -> 
     provisioning.deliver(settings, order.number, "Technicien", day, today=day)
 
 
-@pytest.fixture(scope="session")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data directory where six communes went live and renewed (first invoices and the 2027 campaign)."""
-    root = tmp_path_factory.mktemp("pes-world")
-    settings = pes_settings(root)
+def build_world(settings: Settings) -> None:
     initialise(settings)
     for code, items in COMMUNES.items():
         go_live(settings, code, items, LATE.get(code, GO_LIVE))
     renewal.issue(settings, 2027, today=CAMPAIGN_DAY)
-    get_engine(settings.sqlalchemy_url).dispose()  # checkpoints SQLite's WAL into the file copied below
+    get_engine(settings.sqlalchemy_url).dispose()  # SQLite: checkpoints the WAL; PostgreSQL: frees the template
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory where six communes went live and renewed (first invoices and the 2027 campaign)."""
+    root = tmp_path_factory.mktemp("pes-world")
+    build_world(pes_settings(root))
     return root
+
+
+@pytest.fixture(scope="session")
+def world_pg(tmp_path_factory: pytest.TempPathFactory, pg_server: str) -> Iterator[tuple[Path, str]]:
+    """The same world on PostgreSQL: its documents' folder and its database (a template for each test)."""
+    root = tmp_path_factory.mktemp("pes-world-pg")
+    url = create_pg_database(pg_server)
+    build_world(pes_settings(root, url))
+    yield root, url
+    drop_pg_database(pg_server, url)
+
+
+def clone_pg(admin_url: str, template_url: str) -> str:
+    name = f"mairie_t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{make_url(template_url).database}"'))
+    engine.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
 @dataclass
@@ -136,11 +161,26 @@ class World:
 
 @pytest.fixture
 def copy(world: Path, tmp_path: Path) -> Iterator[World]:
-    """This test's own copy of the world (database, documents, deposit folders)."""
+    """This test's own copy of the world (database, documents, deposit folders), on SQLite."""
     shutil.copytree(world / "data", tmp_path / "data")
     settings = pes_settings(tmp_path)
     yield World(settings, tmp_path)
     get_engine(settings.sqlalchemy_url).dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_copy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """This test's own copy of the world, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("copy")
+        return
+    root, template = request.getfixturevalue("world_pg")
+    admin = request.getfixturevalue("pg_server")
+    shutil.copytree(root / "data", tmp_path / "data")
+    url = clone_pg(admin, template)
+    settings = pes_settings(tmp_path, url)
+    yield World(settings, tmp_path)
+    drop_pg_database(admin, url)
 
 
 def validate(xml: bytes, xsd: Path, entry: str = "PES_V2/Rev0/PES_Aller.xsd") -> None:

@@ -97,8 +97,8 @@ def rejection_mails(settings) -> list[OutboxMessage]:
         return rows
 
 
-def test_a_rejected_bordereau_tells_the_operators_and_its_titres_leave_again(copy: World, xsd: Path) -> None:
-    settings = copy.settings
+def test_a_rejected_bordereau_tells_the_operators_and_its_titres_leave_again(any_copy: World, xsd: Path) -> None:
+    settings = any_copy.settings
     channel.export(settings, "CDG62", today=CAMPAIGN_DAY)
     first, campaign = bordereau(settings, "CDG62", 2026, 1), bordereau(settings, "CDG62", 2027, 1)
     rejected_pieces = pieces_of(settings, first.id or 0)

@@ -57,8 +57,8 @@ def assert_gapless_and_once(settings, issuer: str) -> None:
     assert Counter(i for _, _, i in pieces) == Counter(invoice_ids)  # every invoice exactly once
 
 
-def test_a_crash_after_numbering_is_completed_by_the_next_export(copy: World) -> None:
-    settings = copy.settings
+def test_a_crash_after_numbering_is_completed_by_the_next_export(any_copy: World) -> None:
+    settings = any_copy.settings
     with pytest.raises(Crash):
         channel.export(settings, "CDG62", today=CAMPAIGN_DAY, drop=CrashingDrop(settings.deposit_path))
     bordereaux, pieces = state(settings, "CDG62")
@@ -91,8 +91,8 @@ def test_a_crash_after_numbering_is_completed_by_the_next_export(copy: World) ->
     assert channel.export(settings, "CDG62", today=CAMPAIGN_DAY).bordereaux == []
 
 
-def test_a_crash_inside_the_numbering_leaves_no_gap(copy: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = copy.settings
+def test_a_crash_inside_the_numbering_leaves_no_gap(any_copy: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = any_copy.settings
     calls = {"n": 0}
     real = rules.pj_id
 
@@ -114,9 +114,9 @@ def test_a_crash_inside_the_numbering_leaves_no_gap(copy: World, monkeypatch: py
     assert_gapless_and_once(settings, "CDG59")
 
 
-def test_an_interrupted_campaign_export_resumes_without_duplicates(copy: World) -> None:
-    settings = copy.settings.model_copy(
-        update={"cdg62": copy.settings.cdg62.model_copy(update={"pes_bordereau_max_pieces": 1})}
+def test_an_interrupted_campaign_export_resumes_without_duplicates(any_copy: World) -> None:
+    settings = any_copy.settings.model_copy(
+        update={"cdg62": any_copy.settings.cdg62.model_copy(update={"pes_bordereau_max_pieces": 1})}
     )
     with unit_of_work(settings) as uow:
         first_two = [
@@ -134,8 +134,8 @@ def test_an_interrupted_campaign_export_resumes_without_duplicates(copy: World) 
     assert_gapless_and_once(settings, "CDG62")
 
 
-def test_two_exports_at_once_send_each_titre_once(copy: World) -> None:
-    settings = copy.settings
+def test_two_exports_at_once_send_each_titre_once(any_copy: World) -> None:
+    settings = any_copy.settings
     errors: list[BaseException] = []
     reports: list[channel.ExportReport] = []
     start = threading.Barrier(2)

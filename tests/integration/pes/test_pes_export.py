@@ -40,9 +40,9 @@ def invoices_of(settings, issuer: str, kind: str | None = None) -> list[Invoice]
         return rows
 
 
-def test_both_cdgs_export_valid_files_with_every_invoice_as_a_titre(copy: World, xsd: Path) -> None:
-    settings = copy.settings.model_copy(
-        update={"cdg62": copy.settings.cdg62.model_copy(update={"pes_bordereau_max_pieces": 2})}
+def test_both_cdgs_export_valid_files_with_every_invoice_as_a_titre(any_copy: World, xsd: Path) -> None:
+    settings = any_copy.settings.model_copy(
+        update={"cdg62": any_copy.settings.cdg62.model_copy(update={"pes_bordereau_max_pieces": 2})}
     )
     reports = {code: channel.export(settings, code, today=CAMPAIGN_DAY) for code in ("CDG62", "CDG59")}
     assert reports["CDG62"].schema_version == "5.17" and reports["CDG62"].gaps == []
