@@ -124,6 +124,11 @@ def test_both_cdgs_export_valid_files_with_every_invoice_as_a_titre(any_copy: Wo
             assert D(v(block, "MtBordHt")) == bordereau_ht
             assert int(v(block, "NbrPce")) == written.pieces
         assert sorted(seen) == sorted(invoices)  # every invoice once, none twice
+        # the folder holds only what is to be sent to Hélios; the filed PDFs are apart, in factures/
+        folder = settings.deposit_path / code / "pes_asap"
+        files = sorted(p.name for p in folder.iterdir() if p.is_file())
+        assert files == sorted(Path(b.path).name for b in report.bordereaux)
+        assert sorted(p.stem for p in (folder / "factures").iterdir()) == sorted(invoices)
 
     with unit_of_work(settings) as uow:
         for code in ("CDG62", "CDG59"):
