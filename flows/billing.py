@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.input import RunInput
 from pydantic import Field
 
+from flows.pes import pes_export
 from mairie.formatting import PARIS, euros
 from mairie.services import dunning, invoicing, renewal
 from mairie.services.channels import folder
@@ -120,6 +121,7 @@ def renewal_campaign(
         return {"year": year, "issued": [], "refused_by": decision.operator}
     outcome = issue(year, decision.exclude, today)
     outcome["mail"] = send_mail()
+    outcome["pes"] = pes_export(today)  # the titres of the issuers on pes_asap, at once
     create_markdown_artifact(
         key=f"emission-renouvellement-{year}",
         description=f"Émission de la campagne {year}",

@@ -82,4 +82,16 @@ def catalogue(renewal_month: int = 1, renewal_day: int = 15, chorus_interval_s: 
             interval_s=chorus_interval_s,
             description="Dépôts sur Chorus Pro et suivi des statuts (rejets, mises en paiement)",
         ),
+        DeploymentSpec(
+            "export-pes",
+            "flows.pes:pes_export",
+            cron="0 19 * * *",
+            description="Titres de recettes PES pour Hélios (quotidien, et après chaque campagne)",
+        ),
+        DeploymentSpec(
+            "acquits-pes",
+            "flows.pes:pes_acquits",
+            interval_s=900,
+            description="Acquits d'Hélios déposés dans les dossiers surveillés",
+        ),
     ]

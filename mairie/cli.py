@@ -355,6 +355,7 @@ app.add_typer(requests_app, name="requests")
 
 from mairie.cli_documents import documents_app  # noqa: E402
 from mairie.cli_mail import mail_list, mail_server  # noqa: E402
+from mairie.cli_pes import pes_app  # noqa: E402
 from mairie.cli_web import web  # noqa: E402
 
 app.add_typer(documents_app, name="documents")
@@ -363,6 +364,7 @@ app.command("web")(web)
 mail_app = typer.Typer(help="Dossier du serveur SMTP local.", no_args_is_help=True)
 mail_app.command("list")(mail_list)
 app.add_typer(mail_app, name="mail")
+app.add_typer(pes_app, name="pes")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date
@@ -231,6 +232,65 @@ class IssuerIdentity(BaseModel):
     def has_chorus_account(self) -> bool:
         return bool(self.chorus_login and self.chorus_password)
 
+    # --- PES V2 to Hélios (billing channel pes_asap), `MAIRIE_<ISSUER>__PES_…`; docs/pes.md -------------
+    # The budget the titres belong to, as the accountant's Hélios knows it (EnTetePES). Required for pes_asap
+    # but the SIRET, which defaults to the issuer's.
+    pes_id_post: str | None = Field(default=None, pattern=r"^(02[AB][0-9]{3,4}|[0-9]{6,7})$")  # codique
+    pes_id_coll: str | None = Field(default=None, pattern=r"^[0-9]{14}$")  # SIRET of the budget
+    pes_cod_col: str | None = Field(default=None, pattern=r"^[0-9]{3}$")
+    pes_cod_bud: str | None = Field(default=None, pattern=r"^[0-9A-Z][0-9]$")
+    pes_libelle_col_bud: str | None = Field(default=None, max_length=38)
+    # Imputation of every titre line: the budget account (nature), its function (M57 by function), the local
+    # product code agreed with the accountant; per item code, "PRODUIT:NATURE[:FONCTION]" overrides them.
+    pes_nature: str = Field(default="706", pattern=r"^[0-9]{1,12}$")
+    pes_fonction: str | None = Field(default=None, pattern=r"^[0-9]{1,10}$")
+    pes_product_code: str = Field(default="PMC", pattern=r"^[0-9A-Za-z]{1,4}$")
+    pes_products: dict[str, str] = Field(default_factory=dict)
+    pes_cod_serv: str | None = Field(default=None, max_length=10)  # CodServ: the ordonnateur's service
+    pes_cat_tiers: str | None = Field(default=None, pattern=r"^[0-9]{2}$")  # default: 24 syndicat, 29 CDG
+    # The ASAP (PES_Facture): emitter number (RefBdf), signatory, the centre d'encaissement (Tiers 25) and the
+    # accountant's office (Tiers 26), the texts printed on it.
+    pes_ref_bdf: str | None = Field(default=None, pattern=r"^[0-9A-Za-z]{1,13}$")
+    pes_phone: str | None = Field(default=None, max_length=20)
+    pes_signatory_first_name: str | None = Field(default=None, max_length=38)
+    pes_signatory_last_name: str | None = Field(default=None, max_length=38)
+    pes_signatory_role: str | None = Field(default=None, max_length=50)
+    pes_encaissement_tsa: str | None = Field(default=None, max_length=38)
+    pes_encaissement_postcode: str = Field(default="35908", pattern=r"^[0-9]{5}$")
+    pes_encaissement_city: str = Field(default="RENNES CEDEX 9", max_length=38)
+    pes_accountant_name: str = Field(default="CENTRE DES FINANCES PUBLIQUES", max_length=76)
+    pes_accountant_address: str | None = Field(default=None, max_length=38)
+    pes_accountant_postcode: str | None = Field(default=None, pattern=r"^[0-9]{5}$")
+    pes_accountant_city: str | None = Field(default=None, max_length=38)
+    pes_accountant_phone: str | None = Field(default=None, max_length=20)
+    pes_accountant_email: str | None = Field(default=None, max_length=50)
+    pes_payment_terms: str = Field(default="Démarche non prévue par la collectivité.", max_length=250)
+    pes_appeal: str = Field(
+        default=(
+            "Dans le délai de deux mois suivant la réception du présent avis, vous pouvez contester la somme "
+            "mentionnée en saisissant la juridiction compétente selon la nature de la créance (article "
+            "L. 1617-5 du code général des collectivités territoriales)."
+        ),
+        max_length=420,
+    )
+    pes_bordereau_max_pieces: int = Field(default=200, ge=1, le=99999)
+    pes_dematerialised: bool = False  # InfoDematerialisee 1: bordereaux signed in a parapheur before sending
+
+    @model_validator(mode="after")
+    def _check_pes(self) -> IssuerIdentity:
+        if self.pes_id_coll is not None and not stdnum_siret.is_valid(self.pes_id_coll):
+            raise ValueError(f"{self.code}: PES_ID_COLL {self.pes_id_coll} n'est pas un SIRET valide")
+        for item, imputation in self.pes_products.items():
+            if not re.fullmatch(r"[0-9A-Za-z]{1,4}:[0-9]{1,12}(:[0-9]{1,10})?", imputation):
+                raise ValueError(f"{self.code}: PES_PRODUCTS {item}={imputation!r} : attendu PRODUIT:NATURE[:FONCTION]")
+        return self
+
+    def pes_missing(self) -> list[str]:
+        """The PES settings an export cannot do without (suffixes of `MAIRIE_<ISSUER>__`)."""
+        required = {"PES_ID_POST": self.pes_id_post, "PES_COD_COL": self.pes_cod_col, "PES_COD_BUD": self.pes_cod_bud}
+        return [name for name, value in required.items() if value is None]
+    # --- end of the PES settings ---------------------------------------------------------------------
+
     @model_validator(mode="after")
     def _check_identifiers(self) -> IssuerIdentity:
         if not stdnum_siren.is_valid(self.siren):
@@ -402,6 +462,9 @@ class Settings(BaseSettings):
     database_url: str | None = None  # default: SQLite file in data_dir
     documents_dir: Path | None = None  # default: data_dir / "documents"
     deposit_dir: Path | None = None  # default: data_dir / "depot" (Chorus Pro / PES files per issuer)
+    # DGFiP's PES V2 XSD of the version the issuers' Hélios accepts (the folder holding PES_V2/, kept outside
+    # the repository): every PES file is validated against it; unset, files are written unvalidated.
+    pes_xsd_dir: Path | None = None
 
     # Population used for the support-fee band: "total" (PTOT, the legal reference) or "municipal" (PMUN).
     population_kind: Literal["total", "municipal"] = "total"

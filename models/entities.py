@@ -16,7 +16,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.lifecycle import (
@@ -26,6 +26,8 @@ from models.lifecycle import (
     InvoiceStatus,
     OrderStatus,
     OutboxStatus,
+    PesBordereauStatus,
+    PesPieceStatus,
     QuoteStatus,
     RequestStatus,
     SubscriptionStatus,
@@ -479,6 +481,10 @@ class Invoice(SQLModel, table=True):
     document_sha256: str | None = Field(default=None, max_length=64)
     emailed_message_id: int | None = Field(default=None, foreign_key="outboxmessage.id")
     deposited_path: str | None = Field(default=None, max_length=500)
+    # The channel by which the invoice left for its debtor (facturx_chorus | pes_asap | email_pdf), set when
+    # it leaves: an issuer's change of channel applies only to invoices not yet sent, never twice.
+    sent_channel: str | None = Field(default=None, max_length=20)
+    sent_at: datetime | None = _ts(default=None)
     handed_to_accountant_at: datetime | None = _ts(default=None)
     # A reissue (after a rejection by Chorus Pro) names the invoice it replaces; it has no subscription of
     # its own (the unique constraint stays the campaigns' guard), its context is the replaced invoice's.
@@ -489,6 +495,62 @@ class Invoice(SQLModel, table=True):
 class InvoiceLine(DocumentLineBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     invoice_id: int = Field(foreign_key="invoice.id", index=True)
+
+
+class PesBordereau(SQLModel, table=True):
+    """A bordereau of titres de recettes (PES V2) of one issuer and exercice: one `PES_Aller` file.
+
+    Numbered with its pieces in one transaction (status `numbered`), then its file is built from the stored
+    rows and written to the deposit folder (`written`); Hélios's acquit accepts or rejects it. `number`
+    (IdBord) is gapless per issuer and exercice (`models.numbering`, kind PESB).
+    """
+
+    __table_args__ = (UniqueConstraint("issuer_code", "exercice", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    issuer_code: str = Field(foreign_key="issuer.code", max_length=16)
+    exercice: int
+    number: int
+    kind: str = Field(max_length=12)  # campaign | daily
+    dated_on: date  # DteBordEm, and the file's DteStr
+    status: PesBordereauStatus = _status(PesBordereauStatus, PesBordereauStatus.NUMBERED, 20, index=True)
+    file_name: str = Field(max_length=100)
+    deposited_path: str | None = Field(default=None, max_length=500)
+    file_sha256: str | None = Field(default=None, max_length=64)
+    total_ht: Decimal = _money()
+    total_vat: Decimal = _money()
+    acquit_file: str | None = Field(default=None, max_length=200)
+    acquitted_at: datetime | None = _ts(default=None)
+    errors: list[str] = _json(list)  # the acquit's reasons when rejected
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class PesPiece(SQLModel, table=True):
+    """A titre de recette: one invoice in one bordereau. `number` (IdPce) is gapless per issuer and
+    exercice (kind PEST). An invoice has at most one piece that is not rejected (a partial unique index):
+    a rejected titre is sent again as a new piece of a new bordereau."""
+
+    __table_args__ = (
+        UniqueConstraint("issuer_code", "exercice", "number"),
+        Index(
+            "ux_pespiece_live_invoice",
+            "invoice_id",
+            unique=True,
+            sqlite_where=text("status != 'rejected'"),
+            postgresql_where=text("status != 'rejected'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    bordereau_id: int = Field(foreign_key="pesbordereau.id", index=True)
+    invoice_id: int = Field(foreign_key="invoice.id", index=True)
+    issuer_code: str = Field(foreign_key="issuer.code", max_length=16)
+    exercice: int
+    number: int
+    status: PesPieceStatus = _status(PesPieceStatus, PesPieceStatus.NUMBERED, 20)
+    asap_id: str = Field(max_length=50)  # IdUnique of the PES_Facture (PJ 006)
+    pdf_id: str = Field(max_length=50)  # IdUnique of the Factur-X PDF (PJ 008)
+    errors: list[str] = _json(list)  # the acquit's reasons for this titre or one of its PJ
 
 
 class CreditNote(SQLModel, table=True):

@@ -260,3 +260,45 @@ def move(row: HasStatus, target: S) -> S:
     """Change the status of an entity row, checked against its status table."""
     row.status = check(type(target), str(row.status), target)
     return target
+
+
+# --------------------------------------------------------------------------------------------------
+# PES V2 (titres de recettes sent to Hélios), appended as one block: statuses, moves, names
+# --------------------------------------------------------------------------------------------------
+
+
+class PesBordereauStatus(StrEnum):
+    NUMBERED = "numbered"  # its number and pieces are stored; the file is not written yet (the next run does)
+    WRITTEN = "written"  # the PES_Aller file is in the deposit folder, waiting for Hélios's acquit
+    ACCEPTED = "accepted"  # Hélios's acquit took it
+    REJECTED = "rejected"  # Hélios's acquit refused it: its titres go again in a new bordereau
+
+
+class PesPieceStatus(StrEnum):
+    NUMBERED = "numbered"
+    SENT = "sent"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+MOVES.update(
+    {
+        PesBordereauStatus: _moves(
+            {
+                PesBordereauStatus.NUMBERED: {PesBordereauStatus.WRITTEN},
+                PesBordereauStatus.WRITTEN: {PesBordereauStatus.ACCEPTED, PesBordereauStatus.REJECTED},
+                PesBordereauStatus.ACCEPTED: set(),
+                PesBordereauStatus.REJECTED: set(),
+            }
+        ),
+        PesPieceStatus: _moves(
+            {
+                PesPieceStatus.NUMBERED: {PesPieceStatus.SENT},
+                PesPieceStatus.SENT: {PesPieceStatus.ACCEPTED, PesPieceStatus.REJECTED},
+                PesPieceStatus.ACCEPTED: set(),
+                PesPieceStatus.REJECTED: set(),
+            }
+        ),
+    }
+)
+WHAT.update({PesBordereauStatus: "bordereau PES", PesPieceStatus: "titre de recette"})

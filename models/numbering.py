@@ -22,6 +22,9 @@ DOC_KINDS = {
     "CONV": "convention",
     "BDC": "bon de commande",
     "DEM": "demande",
+    # PES V2 (Hélios): bordereaux and titres de recettes, per issuer and exercice (the year of the numbers)
+    "PESB": "bordereau de titres (PES)",
+    "PEST": "titre de recette (PES)",
 }
 
 

@@ -58,6 +58,8 @@ def sync_issuers(session: Session, identities: Iterable[Any]) -> int:
             continue
         dirty = False
         for key, value in values.items():
+            if key not in Issuer.model_fields:  # a setting the table does not keep (e.g. the PES budget)
+                continue
             if getattr(row, key) != value:
                 setattr(row, key, value)
                 dirty = True

@@ -253,6 +253,26 @@ def _accountant_handover() -> dict[str, Any]:
     }
 
 
+def _pes_rejected() -> dict[str, Any]:
+    return {
+        "issuer_name": "Centre de Gestion de la Fonction Publique Territoriale du Pas-de-Calais",
+        "issuer_code": "CDG62",
+        "exercice": 2027,
+        "bordereau_number": 3,
+        "file_name": "PESALR1_28620062100022_2027_0000003.xml",
+        "bordereau_rejected": True,
+        "reasons": ["ERREUR_CODE_COLLECTIVITE_BUDGET : budget inconnu du poste"],
+        "titres": [
+            {
+                "invoice_number": "CDG62-FAC-2027-00012",
+                "collectivity_name": _COLLECTIVITY,
+                "piece_number": 41,
+                "reasons": ["ERREUR_AUTRE : code produit inconnu"],
+            }
+        ],
+    }
+
+
 _EXAMPLES = {
     "quotes_to_signatory": _quotes_to_signatory,
     "request_refused": _request_refused,
@@ -269,4 +289,5 @@ _EXAMPLES = {
     "accountant_handover": _accountant_handover,
     "invoice_held": _invoice_held,
     "chorus_task": _chorus_task,
+    "pes_rejected": _pes_rejected,
 }

@@ -38,6 +38,7 @@ MESSAGE_NAMES = (
     "accountant_handover",
     "invoice_held",
     "chorus_task",
+    "pes_rejected",
 )
 
 

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from mairie.database import unit_of_work
 from mairie.formatting import PARIS
 from mairie.services.channels.chorus import ChorusJson, chorus_json, latest_deposits
+from mairie.services.channels.pes import invoice_state
 from mairie.services.payments import amount_due
 from mairie.settings import Settings
 from models.directory import find
@@ -114,6 +115,12 @@ class PaymentStory(TypedDict):
     paid_on: str
 
 
+class PesStory(TypedDict):
+    bordereau: int | None  # IdBord of the titre's bordereau (per issuer and exercice)
+    piece: int | None  # IdPce, the titre's number
+    state: str  # pending | numbered | sent | accepted | rejected
+
+
 class InvoiceStory(TypedDict):
     number: str
     issuer: str
@@ -127,6 +134,7 @@ class InvoiceStory(TypedDict):
     payments: list[PaymentStory]
     credit_notes: list[str]
     chorus: ChorusJson | None  # the deposit through the Chorus Pro API, None for the folder channel
+    pes: PesStory | None  # the titre de recettes sent to Hélios (issuers on pes_asap), else None
 
 
 class Story(TypedDict):
@@ -180,7 +188,8 @@ def collectivity_story(settings: Settings, identifier: str) -> Story:
             .where(Invoice.collectivity_id == row.id)
             .order_by(col(Invoice.issued_on), col(Invoice.number))
         ).all():
-            story["invoices"].append(_invoice_story(s, invoice))
+            channel = next((i.billing_channel for i in settings.issuers() if i.code == invoice.issuer_code), None)
+            story["invoices"].append(_invoice_story(s, invoice, channel))
         return story
 
 
@@ -262,7 +271,7 @@ def _subscription_story(s: Session, sub: Subscription) -> SubscriptionStory:
     }
 
 
-def _invoice_story(s: Session, invoice: Invoice) -> InvoiceStory:
+def _invoice_story(s: Session, invoice: Invoice, channel: str | None = None) -> InvoiceStory:
     payments = s.exec(select(Payment).where(Payment.invoice_id == invoice.id)).all()
     credits = s.exec(select(CreditNote).where(CreditNote.invoice_id == invoice.id)).all()
     return {
@@ -278,4 +287,12 @@ def _invoice_story(s: Session, invoice: Invoice) -> InvoiceStory:
         "payments": [{"amount": f"{p.amount:.2f}", "paid_on": _iso(p.paid_on)} for p in payments],
         "credit_notes": [c.number for c in credits],
         "chorus": chorus_json(latest_deposits(s, [invoice.id]).get(invoice.id) if invoice.id else None),
+        "pes": _pes_story(s, invoice, channel),
     }
+
+
+def _pes_story(s: Session, invoice: Invoice, channel: str | None) -> PesStory | None:
+    state = invoice_state(s, invoice, channel)
+    if state is None:
+        return None
+    return {"bordereau": state["bordereau"], "piece": state["piece"], "state": state["state"]}

@@ -1,7 +1,7 @@
 """The folder channel: each committed invoice and credit note is filed in
-`<deposit dir>/<ISSUER>/<channel>/<number>.pdf`, after its commit, and again by any later run after a
-crash (the database is the authority: a leftover file of the same name is replaced). A document queued for
-the Chorus Pro API (`channels.chorus`) is not filed here."""
+`<deposit dir>/<ISSUER>/<channel>/<number>.pdf` (`pes_asap/factures/` for pes_asap), after its commit, and
+again by any later run after a crash (the database is the authority: a leftover file of the same name is
+replaced). A document queued for the Chorus Pro API (`channels.chorus`) is not filed here."""
 
 from __future__ import annotations
 
@@ -22,7 +22,10 @@ def drop_for(settings: Settings) -> FileDrop:
 
 
 def deposit_name(issuer_code: str, channel: str, number: str) -> str:
-    """Where a document is filed, relative to the deposit folder."""
+    """Where a document is filed, relative to the deposit folder. For pes_asap the PDFs are kept apart, in
+    `pes_asap/factures/`: the folder itself holds only the PES files to send (they carry the PDFs)."""
+    if channel == "pes_asap":
+        return f"{issuer_code}/{channel}/factures/{number}.pdf"
     return f"{issuer_code}/{channel}/{number}.pdf"
 
 
