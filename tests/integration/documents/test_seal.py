@@ -1,0 +1,152 @@
+"""PAdES seals (issue 20): a sealed Factur-X invoice keeps its PDF bytes and its valid XML, the seal
+verifies offline, one changed byte inside the sealed range is detected, and an expired certificate is
+refused when sealing."""
+
+import random
+from datetime import UTC, datetime, timedelta
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from asn1crypto import pem
+from asn1crypto import x509 as asn1_x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from facturx import get_xml_from_pdf
+from pyhanko.pdf_utils.generic import NameObject, TextStringObject
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+from documents import Issuer, render_facture, samples, schematron
+from documents.seal import SealError, load_sealer, seal, verify
+from documents.seal_dev import (
+    TEST_MARK,
+    ensure_dev_sealer,
+    issue_test_sealing_certificate,
+    make_test_ca,
+    pkcs12_bytes,
+)
+from mairie.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def invoice() -> bytes:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    facture = samples.sample_facture(Issuer.from_identity(settings.syndicat), Issuer.from_identity(settings.cdg62))
+    return render_facture(facture)
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory):
+    return ensure_dev_sealer(tmp_path_factory.mktemp("seal"), "SYNDICAT", "La Fibre Numérique 59-62")
+
+
+@pytest.fixture(scope="module")
+def sealed(invoice: bytes, dev) -> bytes:
+    return seal(invoice, load_sealer(dev.pkcs12, dev.password))
+
+
+def _ca(dev) -> asn1_x509.Certificate:
+    _type, _headers, der = pem.unarmor(dev.ca.read_bytes())
+    return asn1_x509.Certificate.load(der)
+
+
+def _byte_range(pdf: bytes) -> list[int]:
+    start = pdf.rindex(b"/ByteRange")
+    inside = pdf[pdf.index(b"[", start) + 1 : pdf.index(b"]", start)]
+    return [int(n) for n in inside.split()]
+
+
+def test_the_seal_is_an_incremental_update_that_keeps_the_facturx_xml_valid(invoice: bytes, sealed: bytes):
+    assert sealed[: len(invoice)] == invoice  # every byte of the PDF/A-3 is kept; the seal is appended
+    _name, before = get_xml_from_pdf(invoice, check_xsd=True)
+    _name, after = get_xml_from_pdf(sealed, check_xsd=True)
+    assert after == before
+    assert schematron.check_all(after) == []
+
+
+def test_the_seal_verifies_offline_with_who_when_and_the_certificate(sealed: bytes, dev):
+    report = verify(sealed, trust_roots=[_ca(dev)])
+    assert report.sealed and report.intact and report.unchanged_since
+    assert report.trusted is True
+    assert report.genuine
+    assert report.sealed_by == "TEST — La Fibre Numérique 59-62"
+    assert TEST_MARK in (report.certificate_subject or "")
+    assert report.sealed_at is not None
+    assert abs(datetime.now(UTC) - report.sealed_at) < timedelta(minutes=10)
+    assert report.certificate_sha256 is not None and len(report.certificate_sha256) == 64
+    assert report.facturx_present and report.facturx_valid
+    assert report.problems == ()
+
+
+def test_a_certificate_outside_the_trust_roots_is_not_trusted(sealed: bytes):
+    other_ca, _key = make_test_ca()
+    report = verify(sealed, trust_roots=[asn1_x509.Certificate.load(other_ca.public_bytes(Encoding.DER))])
+    assert report.intact
+    assert report.trusted is False
+    assert not report.genuine
+
+
+def test_one_changed_byte_inside_the_sealed_range_is_detected(sealed: bytes):
+    a, b, _c, _d = _byte_range(sealed)
+    title = sealed.index(b"/Title (Facture") + len(b"/Title (")
+    assert a <= title < a + b  # inside the first signed range (the original invoice)
+    tampered = bytearray(sealed)
+    tampered[title] = ord("G")  # "Facture" → "Gacture": the PDF still parses, its hash does not match
+    report = verify(bytes(tampered))
+    assert report.sealed
+    assert not report.intact
+    assert not report.genuine
+    assert any("modifié" in p for p in report.problems)
+
+
+def test_any_changed_byte_inside_the_sealed_ranges_is_never_genuine(sealed: bytes):
+    a, b, c, d = _byte_range(sealed)
+    rng = random.Random(20)
+    positions = [rng.randrange(a, a + b) for _ in range(4)] + [rng.randrange(c, c + d) for _ in range(2)]
+    for position in positions:
+        tampered = bytearray(sealed)
+        tampered[position] ^= 0x01
+        report = verify(bytes(tampered))
+        assert not report.genuine, position
+
+
+def test_an_update_appended_after_the_seal_is_reported(sealed: bytes):
+    writer = IncrementalPdfFileWriter(BytesIO(sealed), strict=False)
+    info = writer.trailer["/Info"].get_object()
+    info[NameObject("/Title")] = TextStringObject("Facture modifiée")
+    writer.update_container(info)
+    out = BytesIO()
+    writer.write(out)
+    report = verify(out.getvalue())
+    assert report.intact  # the sealed bytes themselves are untouched
+    assert not report.unchanged_since
+    assert not report.genuine
+    assert any("complété après le cachet" in p for p in report.problems)
+
+
+def test_an_unsealed_pdf_is_reported_unsealed(invoice: bytes):
+    report = verify(invoice)
+    assert not report.sealed and not report.genuine
+    assert report.facturx_valid
+    assert report.problems == ("Aucun cachet dans ce PDF.",)
+
+
+def test_an_expired_certificate_is_refused_when_sealing(invoice: bytes, tmp_path: Path):
+    ca, ca_key = make_test_ca()
+    now = datetime.now(UTC)
+    cert, key = issue_test_sealing_certificate(
+        ca, ca_key, issuer_name="CDG 62", not_before=now - timedelta(days=400), not_after=now - timedelta(days=1)
+    )
+    p12 = tmp_path / "expired.p12"
+    p12.write_bytes(pkcs12_bytes(cert, key, ca, "secret-de-test", "expired"))
+    with pytest.raises(SealError, match="Certificat de cachet expiré le"):
+        seal(invoice, load_sealer(p12, "secret-de-test"))
+
+
+def test_a_wrong_password_is_a_clear_error(dev):
+    with pytest.raises(SealError, match="mot de passe erroné"):
+        load_sealer(dev.pkcs12, "pas-le-bon")
+
+
+def test_the_dev_sealer_is_made_once_and_reused(dev):
+    again = ensure_dev_sealer(dev.pkcs12.parent, "SYNDICAT", "La Fibre Numérique 59-62")
+    assert again == dev
