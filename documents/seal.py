@@ -29,6 +29,18 @@ from pyhanko_certvalidator import ValidationContext
 SEAL_FIELD = "CachetEmetteur"
 
 
+class _KeepMetadataWriter(IncrementalPdfFileWriter):
+    """An incremental writer that leaves the document's metadata as it is.
+
+    pyHanko's writer otherwise rewrites the XMP packet on every update (new producer and modification
+    date, properties re-serialised as attributes with generated namespace prefixes: `fx:` of Factur-X
+    becomes `ns0:`), which a PDF/A or Factur-X checker may refuse. The seal's own time is in the
+    signature; the sealed PDF keeps the original XMP and Info dictionary byte for byte."""
+
+    def _update_meta(self) -> None:
+        return None
+
+
 class SealError(Exception):
     """A seal that cannot be made (certificate expired, not yet valid, unreadable key file); French message."""
 
@@ -114,7 +126,7 @@ def seal(pdf: bytes, signer: signers.Signer, *, name: str | None = None, now: da
         reason="Cachet de l'émetteur : document authentique et non modifié",
         location="France",
     )
-    writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
+    writer = _KeepMetadataWriter(BytesIO(pdf), strict=False)
     out = BytesIO()
     signers.PdfSigner(meta, signer=signer).sign_pdf(writer, output=out)
     return out.getvalue()

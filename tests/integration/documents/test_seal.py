@@ -14,9 +14,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from facturx import get_xml_from_pdf
 from pyhanko.pdf_utils.generic import NameObject, TextStringObject
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pypdf import PdfReader
 
 from documents import Issuer, render_facture, samples, schematron
-from documents.seal import SealError, load_sealer, seal, verify
+from documents.seal import SEAL_FIELD, SealError, load_sealer, seal, verify
 from documents.seal_dev import (
     TEST_MARK,
     ensure_dev_sealer,
@@ -61,6 +62,22 @@ def test_the_seal_is_an_incremental_update_that_keeps_the_facturx_xml_valid(invo
     _name, after = get_xml_from_pdf(sealed, check_xsd=True)
     assert after == before
     assert schematron.check_all(after) == []
+
+
+def test_the_sealed_invoice_is_still_a_pdfa3b_with_an_invisible_printable_seal_field(invoice: bytes, sealed: bytes):
+    reader = PdfReader(BytesIO(sealed))
+    xmp = reader.trailer["/Root"]["/Metadata"].get_object().get_data()
+    original = PdfReader(BytesIO(invoice)).trailer["/Root"]["/Metadata"].get_object().get_data()
+    assert xmp == original  # the XMP packet (PDF/A identification, Factur-X extension schema) is kept as is
+    assert b"<pdfaid:part>3</pdfaid:part>" in xmp and b"<pdfaid:conformance>B</pdfaid:conformance>" in xmp
+    assert b"<fx:ConformanceLevel>EN 16931</fx:ConformanceLevel>" in xmp
+    assert len(reader.pages) == len(PdfReader(BytesIO(invoice)).pages)
+    (field,) = [f.get_object() for f in reader.trailer["/Root"]["/AcroForm"]["/Fields"]]
+    assert field["/FT"] == "/Sig" and field["/T"] == SEAL_FIELD
+    # PDF/A-3: an annotation without appearance stream must have a zero-size Rect, and the Print flag (bit 3).
+    assert [float(x) for x in field["/Rect"]] == [0, 0, 0, 0]
+    assert int(field["/F"]) & 4
+    assert field["/V"].get_object()["/SubFilter"] == "/ETSI.CAdES.detached"  # PAdES baseline
 
 
 def test_the_seal_verifies_offline_with_who_when_and_the_certificate(sealed: bytes, dev):
