@@ -33,13 +33,20 @@ class DevSealer:
     ca: Path
 
 
+def _fit(text: str, limit: int = 64) -> str:
+    """`text` cut to the 64 UTF-8 bytes X.520 allows a common or organisation name."""
+    while len(text.encode("utf-8")) > limit:
+        text = text[:-1]
+    return text
+
+
 def _name(common_name: str, organization: str) -> x509.Name:
     return x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization[:64]),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, _fit(organization)),
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, TEST_MARK),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64]),
+            x509.NameAttribute(NameOID.COMMON_NAME, _fit(common_name)),
         ]
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -173,6 +174,9 @@ def verify_command(
         pdf = pdf_file.read_bytes()
     except OSError as exc:
         _fail(f"lecture impossible de « {pdf_file} » : {exc.strerror or exc}")
+    # pyHanko logs an untrusted path with its traceback; the report says it in French instead.
+    for name in ("pyhanko", "pyhanko_certvalidator"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     paths = list(ca)
     if not paths:
         dev_ca = dev_trust_root(get_settings())

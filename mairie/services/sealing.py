@@ -33,6 +33,18 @@ def sealer_for(settings: Settings, identity: IssuerIdentity) -> SimpleSigner:
     return sealer
 
 
+def ensure_dev_certificates(settings: Settings) -> list[Path]:
+    """In development, the test PKCS#12 of every issuer without its own (made once, by `mairie init`);
+    outside development, none."""
+    if settings.environment != "development":
+        return []
+    return [
+        ensure_dev_sealer(settings.seal_path, identity.code, identity.name).pkcs12
+        for identity in settings.issuers()
+        if identity.seal_pkcs12 is None
+    ]
+
+
 def dev_trust_root(settings: Settings) -> Path | None:
     """The development test CA's certificate (PEM), when development made one."""
     path = settings.seal_path / CA_FILE

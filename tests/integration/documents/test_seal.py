@@ -11,6 +11,7 @@ import pytest
 from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 from facturx import get_xml_from_pdf
 from pyhanko.pdf_utils.generic import NameObject, TextStringObject
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -167,3 +168,18 @@ def test_a_wrong_password_is_a_clear_error(dev):
 def test_the_dev_sealer_is_made_once_and_reused(dev):
     again = ensure_dev_sealer(dev.pkcs12.parent, "SYNDICAT", "La Fibre Numérique 59-62")
     assert again == dev
+
+
+def test_a_long_accented_issuer_name_fits_the_certificate_subject():
+    ca, ca_key = make_test_ca()
+    now = datetime.now(UTC)
+    name = "Centre de gestion de la fonction publique territoriale du Pas-de-Calais — Arras"
+    cert, _key = issue_test_sealing_certificate(
+        ca, ca_key, issuer_name=name, not_before=now, not_after=now + timedelta(days=1)
+    )
+    common_name = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    assert isinstance(common_name, str)
+    assert common_name.startswith("TEST — Centre de gestion")
+    assert len(common_name.encode("utf-8")) <= 64
+    unit = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value
+    assert unit == TEST_MARK

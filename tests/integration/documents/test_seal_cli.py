@@ -12,7 +12,7 @@ from documents import Issuer, render_facture, samples
 from documents.seal import SealError, seal
 from documents.seal_dev import TEST_MARK, issue_test_sealing_certificate, make_test_ca, pkcs12_bytes
 from mairie.cli_documents import documents_app
-from mairie.services.sealing import dev_trust_root, sealer_for
+from mairie.services.sealing import dev_trust_root, ensure_dev_certificates, sealer_for
 from mairie.settings import Settings, get_settings
 
 runner = CliRunner()
@@ -128,3 +128,19 @@ def test_outside_development_a_missing_certificate_names_the_settings():
     with pytest.raises(SealError, match="MAIRIE_SYNDICAT__SEAL_PKCS12 et MAIRIE_SYNDICAT__SEAL_PASSWORD"):
         sealer_for(settings, settings.syndicat)
     assert not settings.seal_path.exists()  # no test certificate made outside development
+
+
+def test_init_makes_the_development_certificates_of_issuers_without_their_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    own = tmp_path / "cdg59.p12"
+    monkeypatch.setenv("MAIRIE_CDG59__SEAL_PKCS12", str(own))
+    get_settings.cache_clear()
+    settings = get_settings()
+    made = ensure_dev_certificates(settings)
+    assert sorted(p.name for p in made) == sorted(f"{i.code.lower()}.p12" for i in (settings.syndicat, settings.cdg62))
+    assert all(p.parent == settings.seal_path and p.exists() for p in made)
+    assert ensure_dev_certificates(settings) == made  # made once: the same files again
+    assert not own.exists()  # an issuer's own certificate is never made up
+    production = settings.model_copy(update={"environment": "production"})
+    assert ensure_dev_certificates(production) == []
