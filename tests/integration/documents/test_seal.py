@@ -17,7 +17,7 @@ from pyhanko.pdf_utils.generic import NameObject, TextStringObject
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pypdf import PdfReader
 
-from documents import Issuer, render_facture, samples, schematron
+from documents import Issuer, render_avoir, render_convention, render_facture, samples, schematron
 from documents.seal import SEAL_FIELD, SealError, load_sealer, seal, verify
 from documents.seal_dev import (
     TEST_MARK,
@@ -183,3 +183,18 @@ def test_a_long_accented_issuer_name_fits_the_certificate_subject():
     assert len(common_name.encode("utf-8")) <= 64
     unit = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value
     assert unit == TEST_MARK
+
+
+def test_a_sealed_credit_note_and_a_sealed_convention_verify(dev):
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    syndicat, cdg = Issuer.from_identity(settings.syndicat), Issuer.from_identity(settings.cdg62)
+    sealer = load_sealer(dev.pkcs12, dev.password)
+    avoir = seal(render_avoir(samples.sample_avoir(syndicat, cdg)), sealer)
+    _name, xml = get_xml_from_pdf(avoir, check_xsd=True)
+    assert schematron.check_all(xml) == []
+    report = verify(avoir, trust_roots=[_ca(dev)])
+    assert report.genuine and report.facturx_valid
+    convention = seal(render_convention(samples.sample_convention(syndicat, cdg)), sealer)
+    report = verify(convention, trust_roots=[_ca(dev)])
+    assert report.genuine
+    assert not report.facturx_present  # a convention carries no Factur-X XML
