@@ -143,8 +143,6 @@ def _print_report(path: Path, report: SealReport) -> None:
         out.print(f"  Certificat : {report.certificate_subject}", highlight=False)
         out.print(f"  Empreinte SHA-256 du certificat : {report.certificate_sha256}", highlight=False)
         out.print(f"  Certificat valable jusqu'au : {_when(report.certificate_valid_until)}", highlight=False)
-    else:
-        out.print("  Aucun cachet.", highlight=False)
     if report.facturx_present:
         state = "valide" if report.facturx_valid else "NON VALIDE"
         out.print(f"  XML Factur-X : présent, {state}", highlight=False)

@@ -73,6 +73,7 @@ def test_the_sealed_invoice_is_still_a_pdfa3b_with_an_invisible_printable_seal_f
     assert b"<pdfaid:part>3</pdfaid:part>" in xmp and b"<pdfaid:conformance>B</pdfaid:conformance>" in xmp
     assert b"<fx:ConformanceLevel>EN 16931</fx:ConformanceLevel>" in xmp
     assert len(reader.pages) == len(PdfReader(BytesIO(invoice)).pages)
+    assert dict(reader.metadata or {}) == dict(PdfReader(BytesIO(invoice)).metadata or {})  # Info kept too
     (field,) = [f.get_object() for f in reader.trailer["/Root"]["/AcroForm"]["/Fields"]]
     assert field["/FT"] == "/Sig" and field["/T"] == SEAL_FIELD
     # PDF/A-3: an annotation without appearance stream must have a zero-size Rect, and the Print flag (bit 3).

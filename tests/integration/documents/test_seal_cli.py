@@ -72,7 +72,8 @@ def test_verify_an_unsealed_file_and_a_missing_file(tmp_path: Path):
     plain.write_bytes(_invoice(get_settings()))
     result = runner.invoke(documents_app, ["verify", str(plain)])
     assert result.exit_code == 1
-    assert "Aucun cachet." in result.output
+    assert "Aucun cachet dans ce PDF." in result.output
+    assert "Verdict : NON AUTHENTIQUE" in result.output
     result = runner.invoke(documents_app, ["verify", str(tmp_path / "absent.pdf")])
     assert result.exit_code == 2
     assert "lecture impossible" in result.output
