@@ -6,8 +6,10 @@
 2. The Factur-X invoice against a naive render of the same invoice: CSS inlined and parsed per render,
    a fresh font configuration, the system's DejaVu fonts, then the same Factur-X embedding.
 3. 200 invoices on 1 and on 2 processes (workers warmed up before the clock starts).
+4. The PAdES seal of an invoice (`documents.seal.seal`, development test certificate) against its render.
 
 Targets (issue #4): overhead ≤ 20 % over bare; invoice ≤ 0.35 × naive; 2 processes ≥ 1.7 × faster.
+Target (issue #20): the seal costs under 15 % of the invoice's render.
 """
 
 from __future__ import annotations
@@ -198,6 +200,24 @@ def _pages(pdf: bytes) -> int:
     return len(PdfReader(io.BytesIO(pdf)).pages)
 
 
+def seal_cost(repeat: int) -> None:
+    """ms of the PAdES B-B seal of an invoice against the invoice's full render (issue #20: < 15 %)."""
+    from documents.seal import load_sealer, seal
+    from documents.seal_dev import ensure_dev_sealer
+
+    syndicat, cdg = issuers()
+    facture = sample_facture(syndicat, cdg)
+    pdf = api.render_facture(facture)
+    with tempfile.TemporaryDirectory(prefix="bench-seal-") as folder:
+        dev = ensure_dev_sealer(Path(folder), syndicat.code, syndicat.name)
+        sealer = load_sealer(dev.pkcs12, dev.password)
+        render_ms, seal_ms = timed_pair(lambda: api.render_facture(facture), lambda: seal(pdf, sealer), repeat)
+    print(
+        f"\nseal of an invoice: {seal_ms:.1f} ms against a render of {render_ms:.1f} ms "
+        f"({100 * seal_ms / render_ms:.1f} %, target < 15 %)"
+    )
+
+
 # --- throughput ---------------------------------------------------------------------------------
 
 _WORKER: dict[str, Any] = {}
@@ -244,6 +264,7 @@ def main() -> None:
     rendering.warm_up()
     per_kind(args.repeat)
     overhead_components(args.repeat)
+    seal_cost(args.repeat)
     if args.invoices <= 0:
         return
     one = throughput(args.invoices, 1)

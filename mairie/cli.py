@@ -116,6 +116,12 @@ def init() -> None:
     )
     grids = ", ".join(report.grids_added) or "aucune nouvelle"
     out.print(f"Grilles tarifaires ajoutées : {grids}")
+    if report.seal_certificates:
+        out.print(
+            "[yellow]Certificats de cachet de TEST (développement, sans valeur probante) :[/] "
+            + ", ".join(report.seal_certificates),
+            highlight=False,
+        )
     _say_what_to_fill(report.settings_to_fill)
 
 

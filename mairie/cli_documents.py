@@ -7,19 +7,29 @@ message and exit status 2, never a traceback.
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
+from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 
 import typer
+from asn1crypto import pem
+from asn1crypto import x509 as asn1_x509
 from pydantic import ValidationError
 
 from documents import render_avoir, render_convention, render_devis, render_facture
 from documents.data import Issuer
 from documents.samples import sample_avoir, sample_convention, sample_devis, sample_facture
+from documents.seal import SealReport, verify
+from mairie.services.sealing import dev_trust_root
 from mairie.settings import get_settings
 from mairie.terminal import SafeConsole
 from models.errors import DomainError
 
-documents_app = typer.Typer(help="Documents PDF : devis, convention, factures et avoirs.", no_args_is_help=True)
+documents_app = typer.Typer(
+    help="Documents PDF : devis, convention, factures et avoirs ; vérification de leur cachet.", no_args_is_help=True
+)
 SAMPLE_KINDS = ("devis", "convention", "facture", "avoir")
 
 out = SafeConsole()
@@ -94,3 +104,91 @@ def sample(
         _fail(f"écriture impossible de « {out_file} » : {exc.strerror or exc}")
     digest = hashlib.sha256(pdf).hexdigest()
     out.print(f"{kind} écrit dans {out_file} ({len(pdf) / 1024:.0f} Ko, SHA-256 {digest})", highlight=False)
+
+
+def _trust_roots(paths: list[Path]) -> list[asn1_x509.Certificate]:
+    roots: list[asn1_x509.Certificate] = []
+    for path in paths:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            _fail(f"certificat illisible « {path} » : {exc.strerror or exc}")
+        try:
+            if pem.detect(data):
+                roots += [asn1_x509.Certificate.load(der) for _t, _h, der in pem.unarmor(data, multiple=True)]
+            else:
+                roots.append(asn1_x509.Certificate.load(data))
+            _ = [root.subject for root in roots]  # parse now: a bad file fails here, not in the verification
+        except (ValueError, TypeError) as exc:
+            _fail(f"« {path} » n'est pas un certificat X.509 (PEM ou DER) : {exc}")
+    return roots
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%d/%m/%Y à %H:%M:%S} UTC" if moment else "inconnu"
+
+
+def _yes(value: bool | None) -> str:
+    return "non vérifié (aucune autorité donnée)" if value is None else ("oui" if value else "non")
+
+
+def _print_report(path: Path, report: SealReport) -> None:
+    out.print(f"[bold]{path}[/]", highlight=False)
+    if report.sealed:
+        out.print(f"  Scellé par : {report.sealed_by}", highlight=False)
+        out.print(f"  Le : {_when(report.sealed_at)} (heure déclarée par le signataire)", highlight=False)
+        out.print(f"  Contenu scellé intact : {_yes(report.intact)}", highlight=False)
+        out.print(f"  Non modifié depuis le cachet : {_yes(report.unchanged_since)}", highlight=False)
+        out.print(f"  Certificat reconnu : {_yes(report.trusted)}", highlight=False)
+        out.print(f"  Certificat : {report.certificate_subject}", highlight=False)
+        out.print(f"  Empreinte SHA-256 du certificat : {report.certificate_sha256}", highlight=False)
+        out.print(f"  Certificat valable jusqu'au : {_when(report.certificate_valid_until)}", highlight=False)
+    if report.facturx_present:
+        state = "valide" if report.facturx_valid else "NON VALIDE"
+        out.print(f"  XML Factur-X : présent, {state}", highlight=False)
+        for problem in report.facturx_problems:
+            out.print(f"    - {problem}", highlight=False)
+    else:
+        out.print("  XML Factur-X : absent", highlight=False)
+    for problem in report.problems:
+        out.print(f"  [red]{problem}[/]", highlight=False)
+    verdict = "[green]AUTHENTIQUE[/]" if report.genuine else "[bold red]NON AUTHENTIQUE[/]"
+    out.print(f"  Verdict : {verdict}", highlight=False)
+
+
+@documents_app.command("verify")
+def verify_command(
+    pdf_file: Path = typer.Argument(..., help="Le PDF à vérifier.", show_default=False),
+    as_json: bool = typer.Option(False, "--json", help="Rapport en JSON."),
+    ca: list[Path] = typer.Option(
+        [], "--ca", help="Certificat d'autorité de confiance (PEM ou DER), répétable."
+    ),
+) -> None:
+    """Vérifie le cachet d'un PDF sans la base : qui l'a scellé, quand, s'il a changé depuis, son XML Factur-X.
+
+    Code de sortie 0 : authentique ; 1 : non scellé, modifié ou certificat non reconnu ; 2 : erreur.
+    Sans --ca, en développement, l'autorité de test de `mairie init` sert d'autorité de confiance."""
+    try:
+        pdf = pdf_file.read_bytes()
+    except OSError as exc:
+        _fail(f"lecture impossible de « {pdf_file} » : {exc.strerror or exc}")
+    # pyHanko logs an untrusted path with its traceback; the report says it in French instead.
+    for name in ("pyhanko", "pyhanko_certvalidator"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    paths = list(ca)
+    if not paths:
+        dev_ca = dev_trust_root(get_settings())
+        paths = [dev_ca] if dev_ca else []
+    report = verify(pdf, trust_roots=_trust_roots(paths))
+    if as_json:
+        data = asdict(report) | {"genuine": report.genuine, "facturx_valid": report.facturx_valid}
+        print(json.dumps(data, default=_json_default, ensure_ascii=False, indent=2))
+    else:
+        _print_report(pdf_file, report)
+    raise typer.Exit(0 if report.genuine else 1)
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)

@@ -228,6 +228,13 @@ class IssuerIdentity(BaseModel):
     chorus_login: str | None = Field(default=None, exclude=True)
     chorus_password: str | None = Field(default=None, exclude=True, repr=False)
 
+    # The issuer's sealing certificate (MAIRIE_SYNDICAT__SEAL_PKCS12 / …_SEAL_PASSWORD): a PKCS#12 file
+    # (key, certificate, chain) for the PAdES seal of its documents (`documents.seal.load_sealer`).
+    # Unset in development: `sealing_material` makes a test CA and certificate in data_dir/seal.
+    # Excluded from dumps, like the Chorus Pro account.
+    seal_pkcs12: Path | None = Field(default=None, exclude=True)
+    seal_password: str | None = Field(default=None, exclude=True, repr=False)
+
     @property
     def has_chorus_account(self) -> bool:
         return bool(self.chorus_login and self.chorus_password)
@@ -606,6 +613,11 @@ class Settings(BaseSettings):
     @property
     def mail_path(self) -> Path:
         return self.mail_dir or self.data_dir / "mail"
+
+    @property
+    def seal_path(self) -> Path:
+        """Where development sealing material lives (the test CA, one PKCS#12 per issuer)."""
+        return self.data_dir / "seal"
 
     def issuers(self) -> list[IssuerIdentity]:
         return [self.syndicat, self.cdg62, self.cdg59]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mairie.database import migrate, unit_of_work
+from mairie.services.sealing import ensure_dev_certificates
 from mairie.settings import Settings, placeholder_problems
 from models.catalog import bundled_grid_files, load_grid_file
 from models.reference_data import LoadReport, load_communes, store_grid, sync_issuers
@@ -20,6 +21,8 @@ class InitReport:
     database: str
     # What production would refuse in these settings (development examples), one sentence per setting.
     to_fill: list[str] = field(default_factory=list)
+    # Development only: the test sealing certificates (PKCS#12) of the issuers without their own.
+    seal_certificates: list[str] = field(default_factory=list)
 
     @property
     def settings_to_fill(self) -> list[str]:
@@ -63,4 +66,5 @@ def initialise(settings: Settings) -> InitReport:
         grids_added=added,
         database=describe_url(settings.sqlalchemy_url),
         to_fill=placeholder_problems(settings),  # empty outside development: the settings refused them
+        seal_certificates=[str(path) for path in ensure_dev_certificates(settings)],
     )

@@ -1,0 +1,201 @@
+"""PAdES seals (issue 20): a sealed Factur-X invoice keeps its PDF bytes and its valid XML, the seal
+verifies offline, one changed byte inside the sealed range is detected, and an expired certificate is
+refused when sealing."""
+
+import random
+from datetime import UTC, datetime, timedelta
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from asn1crypto import pem
+from asn1crypto import x509 as asn1_x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+from facturx import get_xml_from_pdf
+from pyhanko.pdf_utils.generic import NameObject, TextStringObject
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pypdf import PdfReader
+
+from documents import Issuer, render_avoir, render_convention, render_facture, samples, schematron
+from documents.seal import SEAL_FIELD, SealError, load_sealer, seal, verify
+from documents.seal_dev import (
+    TEST_MARK,
+    ensure_dev_sealer,
+    issue_test_sealing_certificate,
+    make_test_ca,
+    pkcs12_bytes,
+)
+from mairie.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def invoice() -> bytes:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    facture = samples.sample_facture(Issuer.from_identity(settings.syndicat), Issuer.from_identity(settings.cdg62))
+    return render_facture(facture)
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory):
+    return ensure_dev_sealer(tmp_path_factory.mktemp("seal"), "SYNDICAT", "La Fibre Numérique 59-62")
+
+
+@pytest.fixture(scope="module")
+def sealed(invoice: bytes, dev) -> bytes:
+    return seal(invoice, load_sealer(dev.pkcs12, dev.password))
+
+
+def _ca(dev) -> asn1_x509.Certificate:
+    _type, _headers, der = pem.unarmor(dev.ca.read_bytes())
+    return asn1_x509.Certificate.load(der)
+
+
+def _byte_range(pdf: bytes) -> list[int]:
+    start = pdf.rindex(b"/ByteRange")
+    inside = pdf[pdf.index(b"[", start) + 1 : pdf.index(b"]", start)]
+    return [int(n) for n in inside.split()]
+
+
+def test_the_seal_is_an_incremental_update_that_keeps_the_facturx_xml_valid(invoice: bytes, sealed: bytes):
+    assert sealed[: len(invoice)] == invoice  # every byte of the PDF/A-3 is kept; the seal is appended
+    _name, before = get_xml_from_pdf(invoice, check_xsd=True)
+    _name, after = get_xml_from_pdf(sealed, check_xsd=True)
+    assert after == before
+    assert schematron.check_all(after) == []
+
+
+def test_the_sealed_invoice_is_still_a_pdfa3b_with_an_invisible_printable_seal_field(invoice: bytes, sealed: bytes):
+    reader = PdfReader(BytesIO(sealed))
+    xmp = reader.trailer["/Root"]["/Metadata"].get_object().get_data()
+    original = PdfReader(BytesIO(invoice)).trailer["/Root"]["/Metadata"].get_object().get_data()
+    assert xmp == original  # the XMP packet (PDF/A identification, Factur-X extension schema) is kept as is
+    assert b"<pdfaid:part>3</pdfaid:part>" in xmp and b"<pdfaid:conformance>B</pdfaid:conformance>" in xmp
+    assert b"<fx:ConformanceLevel>EN 16931</fx:ConformanceLevel>" in xmp
+    assert len(reader.pages) == len(PdfReader(BytesIO(invoice)).pages)
+    assert dict(reader.metadata or {}) == dict(PdfReader(BytesIO(invoice)).metadata or {})  # Info kept too
+    (field,) = [f.get_object() for f in reader.trailer["/Root"]["/AcroForm"]["/Fields"]]
+    assert field["/FT"] == "/Sig" and field["/T"] == SEAL_FIELD
+    # PDF/A-3: an annotation without appearance stream must have a zero-size Rect, and the Print flag (bit 3).
+    assert [float(x) for x in field["/Rect"]] == [0, 0, 0, 0]
+    assert int(field["/F"]) & 4
+    assert field["/V"].get_object()["/SubFilter"] == "/ETSI.CAdES.detached"  # PAdES baseline
+
+
+def test_the_seal_verifies_offline_with_who_when_and_the_certificate(sealed: bytes, dev):
+    report = verify(sealed, trust_roots=[_ca(dev)])
+    assert report.sealed and report.intact and report.unchanged_since
+    assert report.trusted is True
+    assert report.genuine
+    assert report.sealed_by == "TEST — La Fibre Numérique 59-62"
+    assert TEST_MARK in (report.certificate_subject or "")
+    assert report.sealed_at is not None
+    assert abs(datetime.now(UTC) - report.sealed_at) < timedelta(minutes=10)
+    assert report.certificate_sha256 is not None and len(report.certificate_sha256) == 64
+    assert report.facturx_present and report.facturx_valid
+    assert report.problems == ()
+
+
+def test_a_certificate_outside_the_trust_roots_is_not_trusted(sealed: bytes):
+    other_ca, _key = make_test_ca()
+    report = verify(sealed, trust_roots=[asn1_x509.Certificate.load(other_ca.public_bytes(Encoding.DER))])
+    assert report.intact
+    assert report.trusted is False
+    assert not report.genuine
+
+
+def test_one_changed_byte_inside_the_sealed_range_is_detected(sealed: bytes):
+    a, b, _c, _d = _byte_range(sealed)
+    title = sealed.index(b"/Title (Facture") + len(b"/Title (")
+    assert a <= title < a + b  # inside the first signed range (the original invoice)
+    tampered = bytearray(sealed)
+    tampered[title] = ord("G")  # "Facture" → "Gacture": the PDF still parses, its hash does not match
+    report = verify(bytes(tampered))
+    assert report.sealed
+    assert not report.intact
+    assert not report.genuine
+    assert any("modifié" in p for p in report.problems)
+
+
+def test_any_changed_byte_inside_the_sealed_ranges_is_never_genuine(sealed: bytes):
+    a, b, c, d = _byte_range(sealed)
+    rng = random.Random(20)
+    positions = [rng.randrange(a, a + b) for _ in range(4)] + [rng.randrange(c, c + d) for _ in range(2)]
+    for position in positions:
+        tampered = bytearray(sealed)
+        tampered[position] ^= 0x01
+        report = verify(bytes(tampered))
+        assert not report.genuine, position
+
+
+def test_an_update_appended_after_the_seal_is_reported(sealed: bytes):
+    writer = IncrementalPdfFileWriter(BytesIO(sealed), strict=False)
+    info = writer.trailer["/Info"].get_object()
+    info[NameObject("/Title")] = TextStringObject("Facture modifiée")
+    writer.update_container(info)
+    out = BytesIO()
+    writer.write(out)
+    report = verify(out.getvalue())
+    assert report.intact  # the sealed bytes themselves are untouched
+    assert not report.unchanged_since
+    assert not report.genuine
+    assert any("complété après le cachet" in p for p in report.problems)
+
+
+def test_an_unsealed_pdf_is_reported_unsealed(invoice: bytes):
+    report = verify(invoice)
+    assert not report.sealed and not report.genuine
+    assert report.facturx_valid
+    assert report.problems == ("Aucun cachet dans ce PDF.",)
+
+
+def test_an_expired_certificate_is_refused_when_sealing(invoice: bytes, tmp_path: Path):
+    ca, ca_key = make_test_ca()
+    now = datetime.now(UTC)
+    cert, key = issue_test_sealing_certificate(
+        ca, ca_key, issuer_name="CDG 62", not_before=now - timedelta(days=400), not_after=now - timedelta(days=1)
+    )
+    p12 = tmp_path / "expired.p12"
+    p12.write_bytes(pkcs12_bytes(cert, key, ca, "secret-de-test", "expired"))
+    with pytest.raises(SealError, match="Certificat de cachet expiré le"):
+        seal(invoice, load_sealer(p12, "secret-de-test"))
+
+
+def test_a_wrong_password_is_a_clear_error(dev):
+    with pytest.raises(SealError, match="mot de passe erroné"):
+        load_sealer(dev.pkcs12, "pas-le-bon")
+
+
+def test_the_dev_sealer_is_made_once_and_reused(dev):
+    again = ensure_dev_sealer(dev.pkcs12.parent, "SYNDICAT", "La Fibre Numérique 59-62")
+    assert again == dev
+
+
+def test_a_long_accented_issuer_name_fits_the_certificate_subject():
+    ca, ca_key = make_test_ca()
+    now = datetime.now(UTC)
+    name = "Centre de gestion de la fonction publique territoriale du Pas-de-Calais — Arras"
+    cert, _key = issue_test_sealing_certificate(
+        ca, ca_key, issuer_name=name, not_before=now, not_after=now + timedelta(days=1)
+    )
+    common_name = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    assert isinstance(common_name, str)
+    assert common_name.startswith("TEST — Centre de gestion")
+    assert len(common_name.encode("utf-8")) <= 64
+    unit = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value
+    assert unit == TEST_MARK
+
+
+def test_a_sealed_credit_note_and_a_sealed_convention_verify(dev):
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    syndicat, cdg = Issuer.from_identity(settings.syndicat), Issuer.from_identity(settings.cdg62)
+    sealer = load_sealer(dev.pkcs12, dev.password)
+    avoir = seal(render_avoir(samples.sample_avoir(syndicat, cdg)), sealer)
+    _name, xml = get_xml_from_pdf(avoir, check_xsd=True)
+    assert schematron.check_all(xml) == []
+    report = verify(avoir, trust_roots=[_ca(dev)])
+    assert report.genuine and report.facturx_valid
+    convention = seal(render_convention(samples.sample_convention(syndicat, cdg)), sealer)
+    report = verify(convention, trust_roots=[_ca(dev)])
+    assert report.genuine
+    assert not report.facturx_present  # a convention carries no Factur-X XML
