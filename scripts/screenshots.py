@@ -292,7 +292,7 @@ class Session:
             browser,
             "prefect-runs",
             f"/runs?{t.runs_query}",
-            ("traitement-demande", "Paused"),
+            ("traitement-demande", "Suspended"),
             viewport={"width": 1440, "height": 1500},
         )
 
@@ -377,7 +377,7 @@ class Session:
 
     def paused_run(self, browser: Browser) -> None:
         t = self.need_targets()
-        self.prefect_shot(browser, "prefect-run-en-pause", f"/runs/flow-run/{t.paused_run}", ("Paused", "Resume"))
+        self.prefect_shot(browser, "prefect-run-en-pause", f"/runs/flow-run/{t.paused_run}", ("Suspended", "Resume"))
 
     def resume_form(self, browser: Browser) -> None:
         def open_form(page: Page) -> None:  # opened, never submitted
@@ -391,7 +391,7 @@ class Session:
             browser,
             "prefect-formulaire-reprise",
             f"/runs/flow-run/{t.paused_run}",
-            ("Paused", "Resume"),
+            ("Suspended", "Resume"),
             before=open_form,
         )
 
