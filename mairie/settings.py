@@ -213,6 +213,8 @@ class Settings(BaseSettings):
     database_url: str | None = None  # default: SQLite file in data_dir
     documents_dir: Path | None = None  # default: data_dir / "documents"
     deposit_dir: Path | None = None  # default: data_dir / "depot" (Chorus Pro / PES files per issuer)
+    # Payments files (CSV) an operator imports from the Prefect UI by name (default: data_dir / "imports")
+    import_dir: Path | None = None
 
     # Population used for the support-fee band: "total" (PTOT, the legal reference) or "municipal" (PMUN).
     population_kind: Literal["total", "municipal"] = "total"
@@ -326,6 +328,10 @@ class Settings(BaseSettings):
     @property
     def deposit_path(self) -> Path:
         return self.deposit_dir or self.data_dir / "depot"
+
+    @property
+    def import_path(self) -> Path:
+        return self.import_dir or self.data_dir / "imports"
 
     @property
     def mail_path(self) -> Path:

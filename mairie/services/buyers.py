@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from models.text import UnsafeText, check_text
 from sqlmodel import col, select
 
 from mairie.database import unit_of_work
@@ -22,6 +21,7 @@ from models.directory import find
 from models.entities import Collectivity, Invoice, ServiceRequest, Subscription
 from models.errors import InvalidInput
 from models.lifecycle import SubscriptionStatus
+from models.text import UnsafeText, check_text
 
 
 def _text(value: str, what: str) -> str:
