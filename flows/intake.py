@@ -18,6 +18,7 @@ from prefect.input import RunInput
 from prefect.runtime import flow_run
 from pydantic import Field, create_model
 
+from flows.forms import DemandeDeServices
 from flows.waits import wait_for_operator
 from mairie.formatting import PARIS, euros
 from mairie.schemas import OperatorAmounts, RequestForm
@@ -30,7 +31,7 @@ from models.errors import DomainError
 
 def _run_name() -> str:
     params = flow_run.parameters or {}
-    form = params.get("form")
+    form = params.get("demande")
     identifier = getattr(form, "collectivity", None) or (form or {}).get("collectivity", "?")
     return f"demande-{identifier}-{datetime.now(PARIS):%Y%m%d-%H%M%S}"
 
@@ -210,7 +211,13 @@ QUOTE_TASKS = (quote_request,)
 
 @flow(name="traitement-demande", flow_run_name=_process_run_name, log_prints=False)
 def process_request(request_id: int, on: date | None = None, operator_timeout_s: int = 7 * 86400) -> dict[str, Any]:
-    """A registered request: ask an operator for the "sur devis" amounts, then issue both quotes and send them."""
+    """A registered request: ask an operator for the "sur devis" amounts, then issue both quotes and send them.
+
+    Args:
+        request_id: Numéro interne de la demande (affiché par « mairie requests list »)
+        on: Date des devis (vide : aujourd'hui)
+        operator_timeout_s: Attente maximale d'un montant « sur devis », en secondes (604800 : 7 jours)
+    """
     return process(request_id, on or datetime.now(PARIS).date(), operator_timeout_s)
 
 
@@ -242,13 +249,21 @@ def process(request_id: int, day: date, operator_timeout_s: int) -> dict[str, An
 
 @flow(name="demande-de-services", flow_run_name=_run_name, log_prints=False)
 def request_intake(
-    form: RequestForm, channel: str = "ui", on: date | None = None, operator_timeout_s: int = 7 * 86400
+    demande: DemandeDeServices, channel: str = "ui", on: date | None = None, operator_timeout_s: int = 7 * 86400
 ) -> dict[str, Any]:
     """A collectivity's request, from the operator's form to the email carrying both quotes and the link.
 
     The processing runs in this run (not a subflow: a subflow cannot be suspended), so a "sur devis" request
-    waits for its amounts without holding a process; registering again on resume returns the same request."""
+    waits for its amounts without holding a process; registering again on resume returns the same request.
+
+    Args:
+        demande: La demande : collectivité, articles et quantités, signataire, identité de facturation
+        channel: Canal d'arrivée, gardé au dossier (ui : ce formulaire)
+        on: Date de la demande (vide : aujourd'hui)
+        operator_timeout_s: Attente maximale d'un montant « sur devis », en secondes (604800 : 7 jours)
+    """
     day = on or datetime.now(PARIS).date()
+    form = demande.to_request_form()
     outcome = register(form, channel, day, str(flow_run.id) if flow_run.id else None)
     get_run_logger().info("Demande %s (%s) : %s", outcome.reference, outcome.collectivity, outcome.status)
     return process(outcome.request_id, day, operator_timeout_s)

@@ -19,6 +19,7 @@ from prefect.flow_runs import resume_flow_run
 from sqlmodel import select
 
 from flows.billing import renewal_campaign
+from flows.forms import DemandeDeServices
 from flows.intake import request_intake
 from mairie.database import unit_of_work
 from mairie.services.intake import list_requests
@@ -43,8 +44,8 @@ def _work(flow: Any, run_id: Any) -> Any:
 
 
 def test_a_sur_devis_request_waits_suspended_and_resumes_without_issuing_twice(stack, mail_server):
-    form = _form("62041", "maire@arras.example", antivirus=2).model_dump(mode="json")
-    run = _start(request_intake, "demande-de-services", {"form": form, "on": DAY.isoformat()})
+    form = DemandeDeServices.model_validate(_form("62041", "maire@arras.example", antivirus=2)).model_dump(mode="json")
+    run = _start(request_intake, "demande-de-services", {"demande": form, "on": DAY.isoformat()})
 
     state = _work(request_intake, run.id)
     assert state.name == "Suspended" and state.is_paused()  # no process holds it
