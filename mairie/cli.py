@@ -704,6 +704,10 @@ def up(
                 lambda: stack.http_ok(f"{s.public_url.rstrip('/')}/health"), "la page d'approbation", 30, web
             )
             stack.write_lock_info(lock, urls, Path(env["PREFECT_RESULTS_LOCAL_STORAGE_PATH"]))
+            try:  # a failed run of any deployment emails the operators, with its link
+                stack.ensure_failure_alerts(s)
+            except Exception as exc:  # the stack runs without it; say so
+                err.print(f"[yellow]Alerte des runs en échec non créée :[/] {exc}")
             out.print(
                 f"\n[bold green]Mairie Connectée tourne.[/]\n"
                 f"  Interface Prefect      : {urls.prefect_ui}\n"
@@ -725,6 +729,21 @@ def up(
             stack.stop(prefect)
             mail.stop()
             out.print("Arrêté.")
+
+
+@app.command("prefect-alerts")
+@handles_errors
+def prefect_alerts() -> None:
+    """Crée (ou met à jour) l'automatisation Prefect qui écrit aux opérateurs quand un run échoue ou est
+    interrompu, avec son lien (via la page d'approbation : POST /alertes/run-en-echec)."""
+    from mairie import stack
+
+    s = settings()
+    with stack.prefect_of_running_stack(s) as api:
+        if not api:
+            raise stack.StackError("aucun serveur Prefect : définissez PREFECT_API_URL ou lancez « mairie up »")
+        automation = stack.ensure_failure_alerts(s)
+    out.print(f"Automatisation « {stack.ALERT_AUTOMATION} » ({automation}) → {stack.alerts_url(s)}")
 
 
 @app.command("quote-worker")

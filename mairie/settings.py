@@ -248,6 +248,9 @@ class Settings(BaseSettings):
     # Prefect UI, for links in operators' emails; auth ("user:password") required beyond loopback
     prefect_ui_url: str = "http://127.0.0.1:4200"
     prefect_auth_string: str | None = None
+    # Where Prefect's server reaches the web app's alert endpoint (failed runs emailed to the operators);
+    # default: public_url + /alertes/run-en-echec. Behind a proxy, the app's loopback address.
+    alerts_url: str | None = None
 
     # Links and the approval page
     public_url: str = "http://127.0.0.1:8090"

@@ -37,6 +37,7 @@ MESSAGE_NAMES = (
     "payment_reminder",
     "accountant_handover",
     "invoice_held",
+    "run_failed",
 )
 
 

@@ -136,6 +136,10 @@ def _state(api: str, run_id: str) -> str | None:
     return str(response.json()["state"]["name"]) if response.status_code == 200 else None
 
 
+def _run_name(api: str, run_id: str) -> str:
+    return str(httpx.get(f"{api}/flow_runs/{run_id}", timeout=5).json()["name"])
+
+
 def _runs_of(api: str, deployment_id: str) -> list[dict[str, Any]]:
     body = {"deployments": {"id": {"any_": [deployment_id]}}}
     response = httpx.post(f"{api}/flow_runs/filter", json=body, timeout=5)
@@ -227,7 +231,36 @@ def test_runs_waiting_for_an_operator_survive_a_restart_of_every_process(stack_e
         time.sleep(3)
         assert len(_messages_to(settings, "maire@arras.example")) == 1
 
-        # 7. Ctrl-C stops the whole stack.
+        # 7. A run that fails reaches a person: the automation `mairie up` created calls the web app, which
+        #    emails the operators with the run's link.
+        payment_id = _deployment_id(api, "enregistrement-paiement")
+        failing = httpx.post(
+            f"{api}/deployments/{payment_id}/create_flow_run",
+            json={
+                "parameters": {
+                    "paiement": {"invoice": "LFN-FAC-2099-99999", "amount": "1,00", "paid_on": "2026-11-30",
+                                 "operator": "Alice"}
+                }
+            },
+            timeout=10,
+        )  # fmt: skip
+        assert failing.status_code == 201, failing.text
+        failed_run = failing.json()["id"]
+        _wait(lambda: _state(api, failed_run) == "Failed", "the payment run did not fail", log)
+
+        def alert() -> list[str]:
+            found = []
+            for path in _messages_to(settings, settings.operators_email):
+                message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+                if "enregistrement-paiement" in str(message["Subject"]) and failed_run in message.as_string():
+                    found.append(str(message["Subject"]))
+            return found
+
+        assert _wait(alert, "no email to the operators about the failed run", log, 120) == [
+            f"[Prefect] Run en échec – enregistrement-paiement ({_run_name(api, failed_run)})"
+        ]
+
+        # 8. Ctrl-C stops the whole stack.
         children = _descendants(up.pid)
         up.send_signal(signal.SIGINT)
         assert up.wait(60) == 0
