@@ -19,7 +19,7 @@ from mairie.formatting import PARIS, euros, number
 from mairie.presenters import eligibility_json, preview_json
 from mairie.settings import Settings, get_settings
 from mairie.stack import StackError
-from mairie.terminal import SafeConsole
+from mairie.terminal import SafeConsole, quiet_prefect_client_services
 from models.errors import DomainError, InvalidInput, StorageUnavailable
 from models.pricing import BasketLine
 
@@ -37,6 +37,12 @@ out = SafeConsole()
 err = SafeConsole(stderr=True)
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+@app.callback()
+def _before_every_command() -> None:
+    """Before any command: no Prefect client warning reaches the user (`mairie.terminal`)."""
+    quiet_prefect_client_services()
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
