@@ -130,7 +130,12 @@ class DemandeDeServices(BaseModel):
 
     model_config = ConfigDict(title="Demande de services", extra="forbid", str_strip_whitespace=True)
 
-    collectivity: str = Field(min_length=5, max_length=20, **_described("collectivity"))
+    collectivity: str = Field(
+        min_length=5,
+        max_length=20,
+        title=RequestForm.model_fields["collectivity"].title,
+        description="Code INSEE (5 caractères), SIREN (9 chiffres) ou SIRET (14 chiffres) — ex. 62041 ou 2A004",
+    )
     items: list[ArticleDemande] = Field(min_length=1, max_length=30, **_described("items", "messagerie-5go × 3"))
     signatory_name: str = Field(min_length=2, max_length=200, **_described("signatory_name", "Jeanne Dupont"))
     signatory_email: str = Field(max_length=254, **_described("signatory_email", "maire@regnauville.fr"))
