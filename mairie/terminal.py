@@ -32,7 +32,23 @@ class SafeConsole(Console):
 PREFECT_CLIENT_SERVICES = ("EventsWorker", "APILogWorker", "QueueService")
 
 
+# Prefect's "Created task run … View it in the UI at …" line: the CLI prints its own link to the run.
+PREFECT_CLIENT_INFO = ("prefect.tasks",)
+
+
 def quiet_prefect_client_services() -> None:
-    """Keep Prefect's client service warnings away from a CLI user (errors still show)."""
+    """Keep Prefect's client service warnings away from a CLI user (errors still show), and its client's
+    information lines (warnings still show)."""
     for name in PREFECT_CLIENT_SERVICES:
         logging.getLogger(name).setLevel(logging.ERROR)
+    for name in PREFECT_CLIENT_INFO:
+        # A filter, not a level: Prefect's logging configuration, applied when it is first imported, resets
+        # the levels of the loggers under "prefect" (a filter stays).
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, WarningsOnly) for f in logger.filters):
+            logger.addFilter(WarningsOnly())
+
+
+class WarningsOnly(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING

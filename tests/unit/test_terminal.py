@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import logging
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -50,3 +52,27 @@ def test_every_cli_command_starts_quiet(restore_levels) -> None:
     logging.getLogger("EventsWorker").setLevel(logging.NOTSET)
     CliRunner().invoke(app, ["requests", "list", "--json"])
     assert not logging.getLogger("EventsWorker").isEnabledFor(logging.WARNING)
+
+
+PREFECT_LOGS_AS_A_CLI_USER_SEES_THEM = """
+import logging
+from mairie.terminal import quiet_prefect_client_services
+quiet_prefect_client_services()
+from prefect.logging.configuration import setup_logging
+setup_logging(incremental=False)
+tasks = logging.getLogger("prefect.tasks")
+tasks.info("Created task run 'emission-devis'. View it in the UI at 'http://127.0.0.1:4200/runs/task-run/x'")
+tasks.warning("la tache a ete refusee")
+"""
+
+
+def test_prefect_client_information_lines_are_kept_from_the_user_after_prefect_configures_logging() -> None:
+    """Prefect's logging configuration resets the levels under "prefect" when it is first applied (in a
+    process of its own here: it changes the logging of the whole process): the CLI's filter on
+    "prefect.tasks" survives it — its "Created task run … View it in the UI" line is the CLI's own link."""
+    done = subprocess.run(
+        [sys.executable, "-c", PREFECT_LOGS_AS_A_CLI_USER_SEES_THEM], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    assert "Created task run" not in output and "la tache a ete refusee" in output
