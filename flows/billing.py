@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from prefect import flow, get_run_logger, pause_flow_run, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.input import RunInput
 from pydantic import Field
 
 from flows.pes import pes_export
+from flows.waits import wait_for_operator
 from mairie.formatting import PARIS, euros
 from mairie.services import dunning, invoicing, renewal
 from mairie.services.channels import folder
@@ -55,6 +56,13 @@ def send_mail() -> dict[str, int]:
     return {"sent": len(report.sent), "retry": len(report.retried), "undelivered": len(report.undelivered)}
 
 
+def _once_per_run(context: Any, parameters: dict[str, Any]) -> str:
+    """One review published per campaign run: a run resumed after its approval does not publish it again
+    (its result is persisted, so the cache outlives the process)."""
+    return f"revue-publiee-{context.task_run.flow_run_id}-{parameters['result'].year}"
+
+
+@task(cache_key_fn=_once_per_run, persist_result=True)
 def publish_review(result: renewal.CampaignReview) -> None:
     """The dry run as the operator reads it: per collectivity and issuer, last year, this year, why."""
     rows = []
@@ -104,18 +112,21 @@ def _stamp() -> str:
     return datetime.now(PARIS).strftime("%Y%m%d-%H%M")
 
 
-@flow(name="campagne-renouvellement", flow_run_name="campagne-{year}", log_prints=False)
+@flow(name="campagne-renouvellement", flow_run_name="campagne-{year}", log_prints=False, persist_result=True)
 def renewal_campaign(
     year: int | None = None, approval_timeout_s: int = 7 * 86400, today: date | None = None
 ) -> dict[str, Any]:
-    """Yearly: publish the review, wait for an operator's approval in the UI, then issue and email."""
+    """Yearly: publish the review, wait for an operator's approval in the UI (the run is suspended: no
+    process waits), then issue and email."""
     logger = get_run_logger()
     year = year or datetime.now(PARIS).year
     result = review(year)
     publish_review(result)
     if not result.lines:
         return {"year": year, "issued": [], "note": "aucun abonnement à renouveler"}
-    decision = pause_flow_run(wait_for_input=CampaignApproval, timeout=approval_timeout_s)
+    # Suspended, not paused: no process waits for the operator, and a restart of every process loses
+    # nothing (`flows.waits`). The resumed run reviews again (nothing issued yet), then issues.
+    decision = wait_for_operator(CampaignApproval, approval_timeout_s, key="approbation")
     if not decision.approve:
         logger.warning("Campagne %s refusée par %s : rien n'est émis.", year, decision.operator)
         return {"year": year, "issued": [], "refused_by": decision.operator}

@@ -94,4 +94,55 @@ def catalogue(renewal_month: int = 1, renewal_day: int = 15, chorus_interval_s: 
             interval_s=900,
             description="Acquits d'Hélios déposés dans les dossiers surveillés",
         ),
+        DeploymentSpec(
+            "tableau-de-bord",
+            "flows.dashboard:business_dashboard",
+            cron="30 6 * * *",
+            description="Tableau de bord : retards, attentes, courriels non remis, totaux (aussi à la demande)",
+        ),
+        *OPERATOR_ACTIONS,
     ]
+
+
+# The operators' actions: a form each in the UI ("Run" › custom run), the same service as the CLI.
+OPERATOR_ACTIONS = (
+    DeploymentSpec(
+        "enregistrement-paiement",
+        "flows.operations:record_payment",
+        description="Opérateur : enregistrer un paiement reçu",
+    ),
+    DeploymentSpec(
+        "import-paiements",
+        "flows.operations:import_payments",
+        description="Opérateur : importer un fichier de paiements du dossier d'import",
+    ),
+    DeploymentSpec(
+        "emission-avoir", "flows.operations:credit_invoice", description="Opérateur : émettre un avoir sur une facture"
+    ),
+    DeploymentSpec(
+        "nouveau-devis", "flows.operations:requote", description="Opérateur : émettre une nouvelle version des devis"
+    ),
+    DeploymentSpec(
+        "renvoi-courriel", "flows.operations:retry_mail", description="Opérateur : renvoyer un courriel non remis"
+    ),
+    DeploymentSpec(
+        "remise-convention",
+        "flows.operations:hand_off_convention",
+        description="Opérateur : remettre tout de suite une convention en vigueur au syndicat",
+    ),
+    DeploymentSpec(
+        "exclusion-campagne",
+        "flows.operations:exclude_from_campaign",
+        description="Opérateur : exclure une collectivité de la campagne de renouvellement",
+    ),
+    DeploymentSpec(
+        "identite-facturation",
+        "flows.operations:correct_billing",
+        description="Opérateur : corriger l'identité de facturation d'une collectivité",
+    ),
+    DeploymentSpec(
+        "fiche-collectivite",
+        "flows.operations:collectivity_file",
+        description="Opérateur : la fiche d'une collectivité, par son nom ou son code",
+    ),
+)

@@ -11,13 +11,15 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from prefect import flow, get_run_logger, pause_flow_run, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 from pydantic import Field, create_model
 
+from flows.forms import DemandeDeServices
+from flows.waits import wait_for_operator
 from mairie.formatting import PARIS, euros
 from mairie.schemas import OperatorAmounts, RequestForm
 from mairie.services import intake as svc
@@ -29,7 +31,7 @@ from models.errors import DomainError
 
 def _run_name() -> str:
     params = flow_run.parameters or {}
-    form = params.get("form")
+    form = params.get("demande")
     identifier = getattr(form, "collectivity", None) or (form or {}).get("collectivity", "?")
     return f"demande-{identifier}-{datetime.now(PARIS):%Y%m%d-%H%M%S}"
 
@@ -209,9 +211,21 @@ QUOTE_TASKS = (quote_request,)
 
 @flow(name="traitement-demande", flow_run_name=_process_run_name, log_prints=False)
 def process_request(request_id: int, on: date | None = None, operator_timeout_s: int = 7 * 86400) -> dict[str, Any]:
-    """A registered request: ask an operator for the "sur devis" amounts, then issue both quotes and send them."""
+    """A registered request: ask an operator for the "sur devis" amounts, then issue both quotes and send them.
+
+    Args:
+        request_id: Numéro interne de la demande (affiché par « mairie requests list »)
+        on: Date des devis (vide : aujourd'hui)
+        operator_timeout_s: Attente maximale d'un montant « sur devis », en secondes (604800 : 7 jours)
+    """
+    return process(request_id, on or datetime.now(PARIS).date(), operator_timeout_s)
+
+
+def process(request_id: int, day: date, operator_timeout_s: int) -> dict[str, Any]:
+    """The body of both flows. A "sur devis" request suspends the run until an operator gives the amounts
+    (`flows.waits`): no process waits, and a resumed run runs this again from the start — reading the state,
+    telling the operators (once: the email has a dedup key) — before the stored answer is settled."""
     logger = get_run_logger()
-    day = on or datetime.now(PARIS).date()
     outcome = load_state(request_id)
     if outcome.status == "refused":
         send_mail()
@@ -221,22 +235,35 @@ def process_request(request_id: int, on: date | None = None, operator_timeout_s:
     if outcome.status == "waiting_operator":
         ask_operator(outcome)
         send_mail()
+        attempt = 1
         while True:
-            answer = pause_flow_run(wait_for_input=operator_input(outcome), timeout=operator_timeout_s)
+            answer = wait_for_operator(operator_input(outcome), operator_timeout_s, key=f"montants-{attempt}")
             try:
                 settle(outcome.request_id, to_amounts(outcome, answer), day)
                 break
             except (ValueError, DomainError) as exc:
                 logger.warning("Montant refusé : %s — saisissez-le à nouveau.", exc)
+                attempt += 1
     return quote_and_send(outcome.request_id, day)
 
 
 @flow(name="demande-de-services", flow_run_name=_run_name, log_prints=False)
 def request_intake(
-    form: RequestForm, channel: str = "ui", on: date | None = None, operator_timeout_s: int = 7 * 86400
+    demande: DemandeDeServices, channel: str = "ui", on: date | None = None, operator_timeout_s: int = 7 * 86400
 ) -> dict[str, Any]:
-    """A collectivity's request, from the operator's form to the email carrying both quotes and the link."""
+    """A collectivity's request, from the operator's form to the email carrying both quotes and the link.
+
+    The processing runs in this run (not a subflow: a subflow cannot be suspended), so a "sur devis" request
+    waits for its amounts without holding a process; registering again on resume returns the same request.
+
+    Args:
+        demande: La demande : collectivité, articles et quantités, signataire, identité de facturation
+        channel: Canal d'arrivée, gardé au dossier (ui : ce formulaire)
+        on: Date de la demande (vide : aujourd'hui)
+        operator_timeout_s: Attente maximale d'un montant « sur devis », en secondes (604800 : 7 jours)
+    """
     day = on or datetime.now(PARIS).date()
+    form = demande.to_request_form()
     outcome = register(form, channel, day, str(flow_run.id) if flow_run.id else None)
     get_run_logger().info("Demande %s (%s) : %s", outcome.reference, outcome.collectivity, outcome.status)
-    return process_request(outcome.request_id, day, operator_timeout_s)
+    return process(outcome.request_id, day, operator_timeout_s)

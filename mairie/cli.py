@@ -19,7 +19,7 @@ from mairie.formatting import PARIS, euros, number
 from mairie.presenters import eligibility_json, preview_json
 from mairie.settings import Settings, get_settings
 from mairie.stack import StackError
-from mairie.terminal import SafeConsole
+from mairie.terminal import SafeConsole, quiet_prefect_client_services
 from models.errors import DomainError, InvalidInput, StorageUnavailable
 from models.pricing import BasketLine
 
@@ -37,6 +37,12 @@ out = SafeConsole()
 err = SafeConsole(stderr=True)
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+@app.callback()
+def _before_every_command() -> None:
+    """Before any command: no Prefect client warning reaches the user (`mairie.terminal`)."""
+    quiet_prefect_client_services()
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -492,9 +498,40 @@ def convention_countersign(
     out.print(f"{result.convention} : {result.party} {state}" + (" — convention en vigueur" if result.in_force else ""))
 
 
+@convention_app.command("handoff")
+@handles_errors
+def convention_handoff(reference: str = typer.Argument(..., help="Référence de la convention (…-CONV-…)")) -> None:
+    """Remet tout de suite au syndicat une convention en vigueur (bon de commande), sans attendre le suivi."""
+    from mairie.services.followup import hand_off_now
+
+    order = hand_off_now(settings(), reference)
+    out.print(f"Bon de commande {order.number} : {order.status}" + ("" if order.created else " (déjà émis)"))
+
+
 # --------------------------------------------------------------------------------------------------
 # Renewal, payments, credit notes
 # --------------------------------------------------------------------------------------------------
+
+campaign_app = typer.Typer(help="Campagne de renouvellement.", no_args_is_help=True)
+app.add_typer(campaign_app, name="campaign")
+
+
+@campaign_app.command("exclude")
+@handles_errors
+def campaign_exclude(
+    year: int = typer.Argument(..., help="Année de la campagne"),
+    identifier: str = typer.Argument(..., help="Code INSEE, SIREN ou SIRET de la collectivité"),
+    reason: str = typer.Option("", "--reason", help="Motif de l'exclusion"),
+    operator: str = typer.Option(..., "--operator", help="Opérateur qui décide"),
+    include: bool = typer.Option(False, "--include", help="Remettre la collectivité dans la campagne"),
+) -> None:
+    """Exclut une collectivité de la campagne d'une année avant son émission (ou l'y remet)."""
+    from mairie.services.renewal import exclude_from_campaign
+
+    done = exclude_from_campaign(settings(), year, identifier, reason=reason, operator=operator, exclude=not include)
+    what = "exclue de" if done.excluded else "remise dans"
+    already = "" if done.changed else " (déjà)"
+    out.print(f"{done.collectivity} ({done.siren}) {what} la campagne {done.year}{already}")
 
 
 @app.command()
@@ -617,16 +654,9 @@ def payments_import(
     """Importe des paiements : colonnes invoice_number, amount, paid_on, reference (tout ou rien ; un
     paiement déjà enregistré — même facture, référence, date et montant — ne l'est pas deux fois)."""
 
-    from mairie.services.payments import import_payments
+    from mairie.services.payments import import_payments, read_payments_file
 
-    file = Path(path)
-    if not file.is_file():
-        raise InvalidInput(f"fichier introuvable : {path}")
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{path} n'est pas un fichier texte UTF-8") from None
-    rows = import_payments(settings(), text, recorded_by=by)
+    rows = import_payments(settings(), read_payments_file(Path(path)), recorded_by=by)
     already = [r.line for r in rows if r.already_recorded]
     out.print(f"{len(rows) - len(already)} paiements enregistrés.")
     if already:
@@ -713,6 +743,10 @@ def up(
             stack.write_lock_info(
                 lock, urls, Path(env["PREFECT_RESULTS_LOCAL_STORAGE_PATH"]), sandbox.url if sandbox else None
             )
+            try:  # a failed run of any deployment emails the operators, with its link
+                stack.ensure_failure_alerts(s)
+            except Exception as exc:  # the stack runs without it; say so
+                err.print(f"[yellow]Alerte des runs en échec non créée :[/] {exc}")
             out.print(
                 f"\n[bold green]Mairie Connectée tourne.[/]\n"
                 f"  Interface Prefect      : {urls.prefect_ui}\n"
@@ -737,6 +771,21 @@ def up(
                 sandbox.stop()
             mail.stop()
             out.print("Arrêté.")
+
+
+@app.command("prefect-alerts")
+@handles_errors
+def prefect_alerts() -> None:
+    """Crée (ou met à jour) l'automatisation Prefect qui écrit aux opérateurs quand un run échoue ou est
+    interrompu, avec son lien (via la page d'approbation : POST /alertes/run-en-echec)."""
+    from mairie import stack
+
+    s = settings()
+    with stack.prefect_of_running_stack(s) as api:
+        if not api:
+            raise stack.StackError("aucun serveur Prefect : définissez PREFECT_API_URL ou lancez « mairie up »")
+        automation = stack.ensure_failure_alerts(s)
+    out.print(f"Automatisation « {stack.ALERT_AUTOMATION} » ({automation}) → {stack.alerts_url(s)}")
 
 
 @app.command("quote-worker")
@@ -850,14 +899,9 @@ def mail_undelivered(as_json: bool = typer.Option(False, "--json", help="Sortie 
 @handles_errors
 def mail_retry(message_id: int = typer.Argument(..., help="Id du courriel (voir « mairie mail undelivered »)")) -> None:
     """Remet un courriel non remis dans la file d'envoi (après correction de l'adresse ou du relais)."""
-    from mairie.database import unit_of_work
-    from mairie.services.mail import dispatch
-    from notifications.outbox import requeue
+    from mairie.services.mail import retry_undelivered
 
-    with unit_of_work(settings()) as uow:
-        requeue(uow.session, message_id)
-        uow.commit()
-    report = dispatch(settings())
+    report = retry_undelivered(settings(), message_id)
     out.print(f"Courriel {message_id} remis en file ; envoyés : {len(report.sent)}")
 
 

@@ -86,6 +86,7 @@ class RequestedItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: str = Field(
+        title="Article",
         description="Code de l'article de la grille tarifaire (ex. messagerie-5go, nom-de-domaine, page-internet)",
         min_length=1,
         max_length=40,
@@ -94,7 +95,7 @@ class RequestedItem(BaseModel):
     # Strict: `true` or `"3"` are refused, not read as 1 and 3 (a JSON 3.0 is the integer 3, as JSON
     # Schema says).
     quantity: Annotated[int, Field(strict=True, ge=1, le=QUANTITY_MAX), BeforeValidator(_whole_number)] = Field(
-        description="Quantité (entier positif)"
+        title="Quantité", description="Quantité (entier positif)"
     )
 
     @field_validator("code")
@@ -104,10 +105,17 @@ class RequestedItem(BaseModel):
 
 
 def _text_field(
-    description: str, *, min_length: int = 0, max_length: int, default: Any = ..., multiline: bool = False
+    description: str,
+    *,
+    title: str | None = None,
+    min_length: int = 0,
+    max_length: int,
+    default: Any = ...,
+    multiline: bool = False,
 ) -> Any:
     return Field(
         default,
+        title=title,
         description=description,
         min_length=min_length or None,
         max_length=max_length,
@@ -125,6 +133,7 @@ class RequestForm(BaseModel):
             "examples": [
                 {
                     "collectivity": "62700",
+                    "siret": "21620700100019",
                     "items": [{"code": "messagerie-5go", "quantity": 3}, {"code": "nom-de-domaine", "quantity": 1}],
                     "signatory_name": "Jeanne Dupont",
                     "signatory_email": "maire@regnauville.example",
@@ -137,6 +146,7 @@ class RequestForm(BaseModel):
     )
 
     collectivity: str = Field(
+        title="Collectivité",
         description=(
             "Code INSEE (5 caractères, ex. 62041 ou 2A004), SIREN (9 chiffres) ou SIRET (14 chiffres) de la "
             "collectivité ; un SIREN ou un SIRET dont la clé de contrôle est fausse est refusé (422), une "
@@ -147,13 +157,23 @@ class RequestForm(BaseModel):
         json_schema_extra={"pattern": COLLECTIVITY_PATTERN},
     )
     items: list[RequestedItem] = Field(
-        description="Articles demandés et quantités (chaque code une seule fois)", min_length=1, max_length=30
+        title="Articles demandés",
+        description="Articles demandés et quantités (chaque code une seule fois)",
+        min_length=1,
+        max_length=30,
     )
-    signatory_name: str = _text_field("Nom du signataire (maire, président…)", min_length=2, max_length=200)
-    signatory_email: EmailStr = Field(description="Adresse électronique du signataire", max_length=254)
-    signatory_capacity: str = _text_field("Qualité du signataire", min_length=2, max_length=100, default="Maire")
+    signatory_name: str = _text_field(
+        "Nom du signataire (maire, président…)", title="Nom du signataire", min_length=2, max_length=200
+    )
+    signatory_email: EmailStr = Field(
+        title="Courriel du signataire", description="Adresse électronique du signataire", max_length=254
+    )
+    signatory_capacity: str = _text_field(
+        "Qualité du signataire", title="Qualité du signataire", min_length=2, max_length=100, default="Maire"
+    )
     siret: str | None = Field(
         default=None,
+        title="SIRET facturé",
         description=(
             "SIRET de l'établissement facturé, en général la mairie (Chorus Pro), 14 chiffres dont la clé de "
             "contrôle est juste ; facultatif s'il est déjà connu"
@@ -163,44 +183,56 @@ class RequestForm(BaseModel):
     )
     address_line: str | None = Field(
         default=None,
+        title="Adresse de facturation",
         description="Adresse de facturation (ex. « 1 place de la Mairie » ; par défaut pour une commune : Mairie)",
         max_length=300,
         json_schema_extra={"anyOf": [{"type": "string", "maxLength": 300, "pattern": LINE_PATTERN}, {"type": "null"}]},
     )
     postcode: str | None = Field(
         default=None,
+        title="Code postal",
         description="Code postal de facturation, 5 chiffres (par défaut celui de la commune quand elle n'en a qu'un)",
         max_length=5,
         json_schema_extra={"anyOf": [{"type": "string", "pattern": POSTCODE_PATTERN}, {"type": "null"}]},
     )
     city: str | None = Field(
         default=None,
+        title="Commune de facturation",
         description="Commune de l'adresse de facturation (par défaut : la commune elle-même)",
         max_length=100,
         json_schema_extra={"anyOf": [{"type": "string", "maxLength": 100, "pattern": LINE_PATTERN}, {"type": "null"}]},
     )
     chorus_service_code: str | None = Field(
         default=None,
+        title="Code service Chorus Pro",
         description="Code service Chorus Pro (facultatif)",
         max_length=100,
         json_schema_extra={"anyOf": [{"type": "string", "maxLength": 100, "pattern": LINE_PATTERN}, {"type": "null"}]},
     )
     commitment_number: str | None = Field(
         default=None,
+        title="Numéro d'engagement",
         description="Numéro d'engagement (facultatif)",
         max_length=100,
         json_schema_extra={"anyOf": [{"type": "string", "maxLength": 100, "pattern": LINE_PATTERN}, {"type": "null"}]},
     )
     domain_names: list[Annotated[str, Field(max_length=DOMAIN_MAX, json_schema_extra={"pattern": DOMAIN_PATTERN})]] = (
-        Field(default_factory=list, description="Noms de domaine souhaités (ex. mairie-exemple.fr)", max_length=20)
+        Field(
+            default_factory=list,
+            title="Noms de domaine",
+            description="Noms de domaine souhaités (ex. mairie-exemple.fr)",
+            max_length=20,
+        )
     )
     mailbox_names: list[Annotated[str, Field(max_length=64, json_schema_extra={"pattern": MAILBOX_PATTERN})]] = Field(
         default_factory=list,
+        title="Boîtes aux lettres",
         description="Boîtes aux lettres souhaitées (partie avant @ : lettres, chiffres, point, tiret)",
         max_length=200,
     )
     allow_duplicate: bool = Field(
         default=False,
+        title="Seconde demande volontaire",
         description=(
             "Déposer volontairement une seconde demande identique à une demande en cours de la même "
             "collectivité ; sans cela, la demande en cours est renvoyée et rien n'est créé"

@@ -472,6 +472,8 @@ class Settings(BaseSettings):
     # DGFiP's PES V2 XSD of the version the issuers' Hélios accepts (the folder holding PES_V2/, kept outside
     # the repository): every PES file is validated against it; unset, files are written unvalidated.
     pes_xsd_dir: Path | None = None
+    # Payments files (CSV) an operator imports from the Prefect UI by name (default: data_dir / "imports")
+    import_dir: Path | None = None
 
     # Population used for the support-fee band: "total" (PTOT, the legal reference) or "municipal" (PMUN).
     population_kind: Literal["total", "municipal"] = "total"
@@ -506,6 +508,9 @@ class Settings(BaseSettings):
     # Prefect UI, for links in operators' emails; auth ("user:password") required beyond loopback
     prefect_ui_url: str = "http://127.0.0.1:4200"
     prefect_auth_string: str | None = None
+    # Where Prefect's server reaches the web app's alert endpoint (failed runs emailed to the operators);
+    # default: public_url + /alertes/run-en-echec. Behind a proxy, the app's loopback address.
+    alerts_url: str | None = None
 
     # Links and the approval page
     public_url: str = "http://127.0.0.1:8090"
@@ -609,6 +614,10 @@ class Settings(BaseSettings):
     @property
     def deposit_path(self) -> Path:
         return self.deposit_dir or self.data_dir / "depot"
+
+    @property
+    def import_path(self) -> Path:
+        return self.import_dir or self.data_dir / "imports"
 
     @property
     def mail_path(self) -> Path:

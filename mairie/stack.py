@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.error import URLError
 from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
+from uuid import UUID
 
 from mairie.settings import Settings
 
@@ -282,6 +283,75 @@ def deployments(settings: Settings) -> list[RunnerDeployment]:
         assert isinstance(deployment, RunnerDeployment)  # called from synchronous code: no coroutine
         result.append(deployment)
     return result
+
+
+ALERT_AUTOMATION = "courriel-operateurs-run-en-echec"
+ALERT_BLOCK = "mairie-alertes-operateurs"
+# The webhook's body, rendered by Prefect's server for the run that stopped (its Jinja environment has
+# `tojson`); read by `mairie.web.alerts`.
+ALERT_PAYLOAD = (
+    '{"flow_run_id": "{{ flow_run.id }}", "flow_run_name": {{ flow_run.name | tojson }}, '
+    '"deployment": {{ deployment.name | tojson }}, "state": {{ flow_run.state.name | tojson }}, '
+    '"message": {{ flow_run.state.message | tojson }}}'
+)
+
+
+def alerts_url(settings: Settings) -> str:
+    """Where Prefect's server reaches the web app's alert endpoint (`MAIRIE_ALERTS_URL`, by default the
+    approval app's own address)."""
+    return settings.alerts_url or f"{settings.public_url.rstrip('/')}/alertes/run-en-echec"
+
+
+def ensure_failure_alerts(settings: Settings) -> str:
+    """Create (or update) the automation that emails the operators when a run of any deployment fails or
+    crashes: a Prefect webhook block calling the web app's `POST /alertes/run-en-echec` with the alert token,
+    which queues the email in the outbox (`mairie.services.alerts`). Idempotent; returns the automation's id.
+
+    Why a webhook and not Prefect's own email action: Prefect 3 has no SMTP notification block without the
+    extra `prefect-email` collection (its core email block is SendGrid's API); the outbox sends with the
+    project's SMTP settings, retries with backoff, and shows what was not delivered."""
+    from prefect.automations import Automation
+    from prefect.blocks.webhook import Webhook
+    from prefect.events.actions import CallWebhook
+    from prefect.events.schemas.automations import EventTrigger, Posture
+
+    from mairie.services.alerts import ALERT_HEADER, alert_token
+
+    block = Webhook(
+        method="POST",
+        url=alerts_url(settings),  # type: ignore[arg-type]  # pydantic turns the str into a SecretStr
+        headers={ALERT_HEADER: alert_token(settings), "Content-Type": "application/json"},  # type: ignore[arg-type]
+    )
+    block_id = block.save(ALERT_BLOCK, overwrite=True)
+    assert isinstance(block_id, UUID)  # called from synchronous code: no coroutine
+    automation = Automation(
+        name=ALERT_AUTOMATION,
+        description="Courriel aux opérateurs quand un run d'un déploiement échoue ou est interrompu (avec son lien)",
+        trigger=EventTrigger(
+            expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut"},
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related={"prefect.resource.role": "deployment"},
+            posture=Posture.Reactive,
+            threshold=1,
+        ),
+        actions=[CallWebhook(block_document_id=block_id, payload=ALERT_PAYLOAD)],
+    )
+    existing = _automation_named(ALERT_AUTOMATION)
+    if existing is not None:
+        automation.id = existing
+        automation.update()
+        return str(existing)
+    created = automation.create()
+    assert isinstance(created, Automation)  # called from synchronous code: no coroutine
+    return str(created.id)
+
+
+def _automation_named(name: str) -> UUID | None:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        found = client.read_automations_by_name(name)
+    return found[0].id if found else None
 
 
 def running(settings: Settings) -> dict[str, str] | None:

@@ -8,6 +8,7 @@ a link printed stays one piece a terminal can open.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from rich.console import Console
@@ -23,3 +24,31 @@ class SafeConsole(Console):
     def print(self, *objects: Any, **kwargs: Any) -> None:
         safe = [for_terminal(o, keep_newlines=True) if isinstance(o, str) else o for o in objects]
         super().print(*safe, **kwargs)
+
+
+# Prefect's client services (events, logs sent to the API) warn on their own loggers while they drain at
+# exit ("EventsWorker - Still processing items: 3 items remaining..."): noise for whoever runs a command,
+# the items are sent all the same.
+PREFECT_CLIENT_SERVICES = ("EventsWorker", "APILogWorker", "QueueService")
+
+
+# Prefect's "Created task run … View it in the UI at …" line: the CLI prints its own link to the run.
+PREFECT_CLIENT_INFO = ("prefect.tasks",)
+
+
+def quiet_prefect_client_services() -> None:
+    """Keep Prefect's client service warnings away from a CLI user (errors still show), and its client's
+    information lines (warnings still show)."""
+    for name in PREFECT_CLIENT_SERVICES:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for name in PREFECT_CLIENT_INFO:
+        # A filter, not a level: Prefect's logging configuration, applied when it is first imported, resets
+        # the levels of the loggers under "prefect" (a filter stays).
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, WarningsOnly) for f in logger.filters):
+            logger.addFilter(WarningsOnly())
+
+
+class WarningsOnly(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING

@@ -76,6 +76,16 @@ def _operator_task() -> dict[str, Any]:
     }
 
 
+def _run_failed() -> dict[str, Any]:
+    return {
+        "deployment_name": "campagne-renouvellement",
+        "flow_run_name": "campagne-2027",
+        "state_label": "en échec",
+        "message": "Flow run encountered an exception: StorageUnavailable: base de données injoignable",
+        "run_url": "http://127.0.0.1:4200/runs/flow-run/0f6e2c1a",
+    }
+
+
 def _invoice_held() -> dict[str, Any]:
     return {
         "collectivity_name": "Regnauville",
@@ -277,6 +287,7 @@ _EXAMPLES = {
     "quotes_to_signatory": _quotes_to_signatory,
     "request_refused": _request_refused,
     "operator_task": _operator_task,
+    "run_failed": _run_failed,
     "signature_request": _signature_request,
     "signature_reminder": _signature_reminder,
     "signature_expired": _signature_expired,

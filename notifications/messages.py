@@ -39,6 +39,7 @@ MESSAGE_NAMES = (
     "invoice_held",
     "chorus_task",
     "pes_rejected",
+    "run_failed",
 )
 
 

@@ -234,6 +234,83 @@ def tab(name: str, *texts: str) -> Callable[[Page], None]:
     return click
 
 
+# --- the operators' forms and the dashboard (issue 18) ----------------------------------------------
+
+# Every operator action's "Run" form, and the dashboard's artifacts (published by `tableau-de-bord`).
+OPERATOR_FORMS = (
+    "demande-de-services",
+    "enregistrement-paiement",
+    "import-paiements",
+    "emission-avoir",
+    "nouveau-devis",
+    "renvoi-courriel",
+    "remise-convention",
+    "exclusion-campagne",
+    "identite-facturation",
+    "fiche-collectivite",
+)
+DASHBOARD_KEYS = (
+    "tableau-de-bord",
+    "factures-en-retard",
+    "retards-par-anciennete",
+    "conventions-en-attente",
+    "commandes-non-livrees",
+    "courriels-non-remis",
+    "demandes-sur-devis",
+    "totaux-par-emetteur",
+)
+
+
+def operator_form(session: Session, deployment: str, choices: bool = False) -> Callable[[Browser], None]:
+    """The deployment's custom-run form (whole page), never submitted; with `choices`, an article added
+    and its list of items (labels and prices) unfolded."""
+
+    def take(browser: Browser) -> None:
+        ids = session.prefect.deployments()
+        if deployment not in ids:
+            raise Missing(f"pas de déploiement « {deployment} » : « mairie up » tourne-t-il ({session.prefect.url}) ?")
+        with session.page(browser, {"width": 1280, "height": 1100}) as page:
+            page.goto(f"{session.prefect.url}/deployments/deployment/{ids[deployment]}/run", wait_until="networkidle")
+            settle(page, "Parameters")
+            if choices:
+                page.get_by_text("Add item").filter(visible=True).first.click()
+                page.locator(".p-select-button__control").first.click()
+                page.keyboard.press("ArrowDown")
+                settle(page, "€ TTC")
+                session.save(page, f"prefect-formulaire-{deployment}-articles")
+                return
+            session.save(page, f"prefect-formulaire-{deployment}", full_page=True)
+
+    return take
+
+
+def dashboard_artifact(session: Session, key: str) -> Callable[[Browser], None]:
+    """The latest version of a dashboard artifact (the Artifacts page keeps the others under its key)."""
+
+    def take(browser: Browser) -> None:
+        latest = [a for a in session.prefect.artifacts(key) if a["key"] == key]
+        if not latest:
+            raise Missing(f"pas d'artefact « {key} » : lancez une fois le déploiement « tableau-de-bord » (Run).")
+        session.prefect_shot(
+            browser,
+            f"prefect-tableau-{key}",
+            f"/artifacts/artifact/{latest[-1]['id']}",
+            (key,),
+            viewport={"width": 1600, "height": 900},
+        )
+
+    return take
+
+
+def operator_shots(session: Session) -> list[Shot]:
+    shots = [Shot(f"prefect-formulaire-{name}", operator_form(session, name)) for name in OPERATOR_FORMS]
+    shots.append(
+        Shot("prefect-formulaire-demande-de-services-articles", operator_form(session, "demande-de-services", True))
+    )
+    shots += [Shot(f"prefect-tableau-{key}", dashboard_artifact(session, key)) for key in DASHBOARD_KEYS]
+    return shots
+
+
 @dataclass
 class Shot:
     name: str
@@ -302,7 +379,7 @@ class Session:
             browser,
             "prefect-runs",
             f"/runs?{t.runs_query}",
-            ("traitement-demande", "Paused"),
+            ("traitement-demande", "Suspended"),
             viewport={"width": 1440, "height": 1500},
         )
 
@@ -387,7 +464,7 @@ class Session:
 
     def paused_run(self, browser: Browser) -> None:
         t = self.need_targets()
-        self.prefect_shot(browser, "prefect-run-en-pause", f"/runs/flow-run/{t.paused_run}", ("Paused", "Resume"))
+        self.prefect_shot(browser, "prefect-run-en-pause", f"/runs/flow-run/{t.paused_run}", ("Suspended", "Resume"))
 
     def resume_form(self, browser: Browser) -> None:
         def open_form(page: Page) -> None:  # opened, never submitted
@@ -401,7 +478,7 @@ class Session:
             browser,
             "prefect-formulaire-reprise",
             f"/runs/flow-run/{t.paused_run}",
-            ("Paused", "Resume"),
+            ("Suspended", "Resume"),
             before=open_form,
         )
 
@@ -463,6 +540,7 @@ class Session:
             Shot("approbation-bureau", self.approval_desktop),
             Shot("approbation-confirmation", self.approval_confirm),
             Shot("approbation-deja-signee", self.approval_signed),
+            *operator_shots(self),
         ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from mairie.database import unit_of_work
 from mairie.services import provisioning
 from mairie.services.conventions import conventions_in_force_without_order
 from mairie.services.mail import dispatch
@@ -35,6 +36,17 @@ def hand_off(settings: Settings, convention_id: int) -> provisioning.OrderOutcom
         except Exception:  # the order and its email are stored; the syndicat's team has them
             log.warning("webhook du syndicat injoignable pour le bon %s", order.number, exc_info=True)
     return order
+
+
+def hand_off_now(settings: Settings, reference: str) -> provisioning.OrderOutcome:
+    """Hand off one convention named by its reference now, without waiting for the schedule (`mairie
+    convention handoff`, the `remise-convention` deployment): its order when it is in force (the same one
+    again if already issued), a plain refusal otherwise."""
+    with unit_of_work(settings) as uow:
+        convention = uow.conventions.by_reference(reference.strip())
+        convention_id = convention.id
+    assert convention_id is not None
+    return hand_off(settings, convention_id)
 
 
 def hand_off_pending(settings: Settings) -> list[provisioning.OrderOutcome]:

@@ -8,7 +8,7 @@ never loses one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, TypedDict
@@ -191,7 +191,12 @@ def register_request(
     flow_run_id: str | None = None,
 ) -> RequestOutcome:
     """Check and store a request with its eligibility verdict. A refusal is recorded with its reasons and a
-    polite email to the requester; "sur devis" cases leave the request waiting for an operator."""
+    polite email to the requester; "sur devis" cases leave the request waiting for an operator.
+
+    A flow run registers once: the same `flow_run_id` again (a run suspended for an operator's amount, then
+    resumed, runs from its start) is answered with the request it registered."""
+    if flow_run_id is not None and (known := _registered_by(settings, flow_run_id)) is not None:
+        return replace(request_state(settings, known), existing=True)
     basket = [BasketLine(item.code, item.quantity) for item in form.items]
     with unit_of_work(settings) as uow:
         session = uow.session
@@ -235,6 +240,13 @@ def register_request(
             pending=tuple(pending),
             refusal_reasons=tuple(request.refusal_reasons),
         )
+
+
+def _registered_by(settings: Settings, flow_run_id: str) -> int | None:
+    """The request a flow run registered, if any."""
+    with unit_of_work(settings) as uow:
+        found = uow.session.exec(select(ServiceRequest.id).where(ServiceRequest.flow_run_id == flow_run_id)).first()
+        return None if found is None else int(found)
 
 
 OPEN_REQUEST = (

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from mairie.database import engine
+from mairie.database import engine, unit_of_work
 from mairie.services import paperwork
 from mairie.settings import Settings
 from models.entities import OutboxMessage
@@ -65,3 +65,13 @@ async def dispatch_async(settings: Settings, sender: Sender | None = None, limit
 def dispatch(settings: Settings, sender: Sender | None = None, limit: int = 500) -> outbox.DispatchReport:
     """Synchronous wrapper, for sync flows and the CLI (no event loop may be running in this thread)."""
     return asyncio.run(dispatch_async(settings, sender, limit))
+
+
+def retry_undelivered(settings: Settings, message_id: int) -> outbox.DispatchReport:
+    """Put an undelivered email back in the queue (same Message-ID, a fresh retry budget), once its cause is
+    fixed (the address, the relay), then send what is due (`mairie mail retry`, the `relance-courriel`
+    deployment). A message that is not undelivered is refused with a plain message."""
+    with unit_of_work(settings) as uow:
+        outbox.requeue(uow.session, message_id)
+        uow.commit()
+    return dispatch(settings)

@@ -12,6 +12,7 @@ import io
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 from sqlmodel import Session, col, select
 
@@ -271,3 +272,37 @@ def import_payments(
             results.append(ImportedPayment(row.line, invoice.number, invoice.status))
         uow.commit()
         return results
+
+
+def read_payments_file(path: Path) -> str:
+    """The text of a payments file (UTF-8, with or without a BOM), or a plain refusal."""
+    if not path.is_file():
+        raise InvalidInput(f"fichier introuvable : {path}")
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path} n'est pas un fichier texte UTF-8") from None
+
+
+def payments_files(settings: Settings) -> list[str]:
+    """The names of the CSV files waiting in the import folder (`MAIRIE_IMPORT_DIR`), sorted."""
+    folder = settings.import_path
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+
+
+def import_payments_file(
+    settings: Settings, name: str, *, recorded_by: str = "import", today: date | None = None
+) -> list[ImportedPayment]:
+    """Import a file of the import folder named by its name alone (the Prefect form's choice): a name
+    with a folder in it, or one not in the folder, is refused with the names that are there."""
+    cleaned = clean_text(name, "le nom du fichier").strip()
+    if not cleaned or cleaned != Path(cleaned).name or cleaned.startswith("."):
+        raise InvalidInput(f"« {name} » : donnez le nom d'un fichier du dossier d'import, sans chemin")
+    if cleaned not in payments_files(settings):
+        present = ", ".join(payments_files(settings)) or "aucun fichier .csv"
+        raise InvalidInput(f"pas de fichier « {cleaned} » dans {settings.import_path} (présents : {present})")
+    return import_payments(
+        settings, read_payments_file(settings.import_path / cleaned), recorded_by=recorded_by, today=today
+    )

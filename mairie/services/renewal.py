@@ -33,16 +33,19 @@ from mairie.services.invoicing import (
     render_processes,
 )
 from mairie.settings import Settings
+from models import audit
 from models.buyer import describe_missing, missing_for_invoice
 from models.catalog import Grid, grid_in_force
 from models.db import UnitOfWork
+from models.directory import find
 from models.eligibility import Eligibility
-from models.entities import Collectivity, Invoice, Subscription
+from models.entities import AuditEvent, Collectivity, Invoice, Subscription
 from models.errors import InvalidInput
 from models.lifecycle import SubscriptionStatus
 from models.reference_data import stored_grids
 from models.renewal import LiveItem, LiveWindow, RenewalPlan, plan_renewal
 from models.renewal import renewal_date as campaign_date
+from models.text import clean_text
 
 
 def renewal_date(settings: Settings, year: int) -> date:
@@ -160,6 +163,7 @@ def review(settings: Settings, year: int, progress: Callable[[int, int], None] |
         grids = stored_grids(session)
         result = CampaignReview(year=year, renewal_date=on, grid=grid_in_force(grids, on).code)
         subscriptions = live_subscriptions(session, year, on)
+        exclusions = recorded_exclusions(session, year)
         for index, subscription in enumerate(subscriptions, start=1):
             collectivity, plan = plan_for(settings, uow, subscription, year, grids)
             assert subscription.id is not None
@@ -173,7 +177,7 @@ def review(settings: Settings, year: int, progress: Callable[[int, int], None] |
                     siren=collectivity.siren,
                     last_year=_last_year(session, subscription, year),
                     this_year={d.issuer: d.total_ttc for d in plan.documents},
-                    reasons=plan.reasons,
+                    reasons=plan.reasons + _excluded_reason(exclusions.get(collectivity.siren)),
                     pending=plan.pending,
                     already_issued=issued,
                 )
@@ -181,6 +185,78 @@ def review(settings: Settings, year: int, progress: Callable[[int, int], None] |
             if progress:
                 progress(index, len(subscriptions))
         return result
+
+
+EXCLUDED = "campaign.excluded"
+INCLUDED = "campaign.included"
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """A collectivity an operator left out of a year's campaign (or put back), as recorded."""
+
+    year: int
+    collectivity: str
+    siren: str
+    excluded: bool  # False: put back in the campaign
+    reason: str
+    operator: str
+    changed: bool  # False: it was so already, nothing recorded
+
+
+def recorded_exclusions(session: Session, year: int) -> dict[str, str]:
+    """SIREN → the operator's reason, for the collectivities left out of the year's campaign beforehand
+    (the audit trail keeps each decision; the last one per collectivity counts)."""
+    events = session.exec(
+        select(AuditEvent)
+        .where(col(AuditEvent.action).in_((EXCLUDED, INCLUDED)), AuditEvent.entity_type == "collectivity")
+        .order_by(col(AuditEvent.id))
+    ).all()
+    state: dict[str, str | None] = {}
+    for event in events:
+        details = event.details or {}
+        if details.get("year") != year or not details.get("siren"):
+            continue
+        state[str(details["siren"])] = str(details.get("reason") or "") if event.action == EXCLUDED else None
+    return {siren: reason for siren, reason in state.items() if reason is not None}
+
+
+def _excluded_reason(reason: str | None) -> tuple[str, ...]:
+    return () if reason is None else (f"exclue de la campagne par un opérateur : {reason}",)
+
+
+def exclude_from_campaign(
+    settings: Settings, year: int, identifier: str, *, reason: str, operator: str, exclude: bool = True
+) -> Exclusion:
+    """Leave a collectivity (INSEE code, SIREN or SIRET) out of the year's renewal campaign before it is
+    issued — or put it back with `exclude=False`. Recorded in the audit trail; the campaign's review shows
+    it and its issue skips it (`mairie campaign exclude`, the `exclusion-campagne` deployment)."""
+    if not 2000 <= year <= 2100:
+        raise InvalidInput(f"année {year} invalide")
+    reason = " ".join(clean_text(reason, "le motif").split())
+    operator = " ".join(clean_text(operator, "l'opérateur").split())
+    if exclude and not reason:
+        raise InvalidInput("indiquez le motif de l'exclusion")
+    if not 2 <= len(operator) <= 200:
+        raise InvalidInput("indiquez votre nom (2 à 200 caractères)")
+    with unit_of_work(settings) as uow:
+        found = find(uow.session, identifier, renewal_date(settings, year))
+        collectivity = uow.collectivities.by_siren(found.siren)
+        if collectivity is None:
+            raise InvalidInput(f"{found.name} (SIREN {found.siren}) n'a pas d'abonnement : rien à exclure")
+        already = collectivity.siren in recorded_exclusions(uow.session, year)
+        outcome = Exclusion(year, collectivity.name, collectivity.siren, exclude, reason, operator, already != exclude)
+        if outcome.changed:
+            audit.record(
+                uow.session,
+                actor=operator,
+                action=EXCLUDED if exclude else INCLUDED,
+                entity_type="collectivity",
+                entity_id=collectivity.id,
+                details={"year": year, "siren": collectivity.siren, "reason": reason},
+            )
+            uow.commit()
+        return outcome
 
 
 @dataclass
@@ -216,6 +292,8 @@ def issue(
     when the campaign is large (`invoicing.render_processes`), or by the caller's `pool` (one pool kept
     across several calls)."""
     excluded = {e.strip() for e in exclude if e.strip()}
+    with unit_of_work(settings) as uow:  # and those an operator excluded beforehand (`exclude_from_campaign`)
+        excluded |= set(recorded_exclusions(uow.session, year))
     on = renewal_date(settings, year)
     day = today or on
     if day.year != year:

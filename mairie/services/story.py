@@ -6,6 +6,7 @@ below; dates are ISO strings, timestamps in Paris time, amounts strings with two
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, datetime
 from typing import TypedDict, overload
 
@@ -32,8 +33,9 @@ from models.entities import (
     Subscription,
     SubscriptionItem,
 )
-from models.errors import NotFound
+from models.errors import InvalidInput, NotFound
 from models.lifecycle import STATUS_LABELS
+from models.text import check_text
 
 
 class CollectivityFacts(TypedDict):
@@ -191,6 +193,33 @@ def collectivity_story(settings: Settings, identifier: str) -> Story:
             channel = next((i.billing_channel for i in settings.issuers() if i.code == invoice.issuer_code), None)
             story["invoices"].append(_invoice_story(s, invoice, channel))
         return story
+
+
+def _folded(text: str) -> str:
+    """Lower case without accents, hyphens as spaces: « Saint-Omer » and « saint omer » match."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).replace("-", " ").split())
+
+
+def collectivity_story_named(settings: Settings, text: str) -> Story:
+    """`collectivity_story` for an operator who names a collectivity by its code (INSEE, SIREN, SIRET) or
+    by its name among those on file (accents, case and hyphens ignored). Several names match: the refusal
+    lists them with their codes."""
+    cleaned = check_text(text).strip()
+    if cleaned.replace(" ", "").isdigit() or (len(cleaned) == 5 and cleaned[:2].upper() in ("2A", "2B")):
+        return collectivity_story(settings, cleaned)
+    wanted = _folded(cleaned)
+    with unit_of_work(settings) as uow:
+        rows = uow.session.exec(select(Collectivity).order_by(col(Collectivity.name))).all()
+        exact = [r for r in rows if _folded(r.name) == wanted]
+        matches = exact or [r for r in rows if wanted in _folded(r.name)]
+        named = [(r.name, r.insee_code or r.siren) for r in matches]
+    if not named:
+        raise NotFound(f"aucune collectivité « {cleaned} » n'a fait de demande (essayez son code INSEE ou son SIREN)")
+    if len(named) > 1:
+        listed = ", ".join(f"{name} ({code})" for name, code in named[:20])
+        raise InvalidInput(f"plusieurs collectivités répondent à « {cleaned} » : {listed} ; donnez son code")
+    return collectivity_story(settings, named[0][1])
 
 
 def _request_story(s: Session, request: ServiceRequest) -> RequestStory:

@@ -31,7 +31,7 @@ from mairie.database import engine
 from mairie.links import LinkError, read_approval_token
 from mairie.schemas import RequestForm, errors_message, item_codes, validation_message
 from mairie.settings import Settings
-from mairie.web import api, limits, logs, pages
+from mairie.web import alerts, api, limits, logs, pages
 from mairie.web.limits import RateLimited, subject_of, wait_text
 from mairie.web.rendering import HERE, make_templates, render
 from mairie.web.security import visitor_ip
@@ -376,6 +376,7 @@ def _install_routes(app: FastAPI, settings: Settings) -> None:
 
     app.include_router(pages.router)
     app.include_router(api.router)
+    app.include_router(alerts.router)
 
 
 def create_app(

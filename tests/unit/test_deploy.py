@@ -371,7 +371,10 @@ def test_units_use_the_pool_and_the_prefect_file_of_prefect_yaml() -> None:
     # Prefect 3.8's worker ignores SIGTERM; SIGINT stops it and makes paused runs report a crash.
     assert dict(all_units["mairie-worker.service"]["Service"]).get("KillSignal") == "SIGINT"
     deploy_unit = all_units["mairie-prefect-deploy.service"]
-    deploy = exec_commands(deploy_unit)[-1]
+    commands = exec_commands(deploy_unit)
+    deploy = next(c for c in commands if c[0].endswith("/prefect") and "deploy" in c)
+    # then the automation that emails the operators about failed runs (ExecStartPost)
+    assert dict(deploy_unit["Service"])["ExecStartPost"].split()[1:] == ["prefect-alerts"]
     assert dict(deploy_unit["Service"])["WorkingDirectory"] == INSTALL_DIR
     assert (Path(INSTALL_DIR) / deploy[deploy.index("--prefect-file") + 1]) == Path(INSTALL_DIR) / "deploy/prefect.yaml"
     assert {"deploy", "--all"} <= set(deploy)
