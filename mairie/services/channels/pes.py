@@ -43,7 +43,7 @@ from models import audit
 from models import pes as rules
 from models.clock import paris_today
 from models.db import UnitOfWork
-from models.entities import Collectivity, Invoice, InvoiceLine, Issuer, PesBordereau, PesPiece
+from models.entities import ChorusDeposit, Collectivity, Invoice, InvoiceLine, Issuer, PesBordereau, PesPiece
 from models.errors import InvalidInput, NotFound
 from models.lifecycle import InvoiceStatus, PesBordereauStatus, PesPieceStatus, move
 from models.money import ZERO
@@ -187,6 +187,8 @@ def imputation_of(identity: IssuerIdentity, item_code: str) -> tuple[str, str, s
 
 def _pending_query(issuer_code: str) -> Any:
     live = select(PesPiece.invoice_id).where(PesPiece.status != PesPieceStatus.REJECTED)
+    # queued for (or deposited on) Chorus Pro through its API: that channel sends it, never a titre too
+    on_chorus = select(ChorusDeposit.invoice_id).where(col(ChorusDeposit.invoice_id).is_not(None))
     return (
         select(Invoice)
         .where(
@@ -198,6 +200,7 @@ def _pending_query(issuer_code: str) -> Any:
             # a document filed in another channel's deposit folder left by that channel
             or_(col(Invoice.deposited_path).is_(None), col(Invoice.deposited_path).contains(f"/{CHANNEL}/")),
             col(Invoice.id).not_in(live),
+            col(Invoice.id).not_in(on_chorus),
         )
         .order_by(col(Invoice.issued_on), col(Invoice.number))
     )
