@@ -155,3 +155,19 @@ def mairie_siret(identifier: str) -> str | None:
         if siren:
             return siret_of(siren)
     return None
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """Prefect's test server, started once for the whole session by the first test that needs it
+    (≈11 s); flow heartbeats off (each would cost about a second). A second, nested harness must not
+    be started: its teardown drains the events worker of the first one and can wait forever."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with (
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+        prefect_test_harness(server_startup_timeout=60),
+    ):
+        yield
+

@@ -1,25 +1,16 @@
-"""One Prefect test server for the whole session (≈11 s to start), a loopback SMTP server, and the
+"""The session's Prefect test server for every flow test, a loopback SMTP server, and the
 MAIRIE_* environment the flows read their settings from."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 
 @pytest.fixture(scope="session", autouse=True)
-def prefect_server() -> Iterator[None]:
-    """Prefect's test server; flow heartbeats off (each would cost about a second)."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    with (
-        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
-        prefect_test_harness(server_startup_timeout=60),
-    ):
-        yield
+def prefect_server(prefect_harness: None) -> None:
+    """Every flow test runs against the session's Prefect test server (tests/conftest.py)."""
 
 
 @pytest.fixture

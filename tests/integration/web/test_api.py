@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,19 +113,6 @@ def test_unknown_commune_is_404(client: TestClient, settings: Settings) -> None:
     assert stored_requests(settings) == 0
 
 
-@pytest.fixture(scope="module")
-def prefect_server() -> Iterator[None]:
-    """One Prefect test server for the in-process submissions of this module (heartbeats off)."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    with (
-        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
-        prefect_test_harness(server_startup_timeout=60),
-    ):
-        yield
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -134,7 +120,7 @@ def _free_port() -> int:
 
 
 def test_submission_is_201_then_the_request_can_be_followed(
-    prefect_server: None, client: TestClient, settings: Settings, db_url: str, monkeypatch: pytest.MonkeyPatch
+    prefect_harness: None, client: TestClient, settings: Settings, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Processing in this process runs the intake flow, whose tasks read the settings from the environment.
     monkeypatch.setenv("MAIRIE_DATABASE_URL", db_url)
