@@ -52,6 +52,7 @@ from models.lifecycle import InvoiceStatus
 from models.types import utcnow
 
 ACTOR = "Chorus Pro"
+CHANNEL = "facturx_chorus"  # Invoice.sent_channel of an invoice deposited through the API
 
 
 class ChorusJson(TypedDict):
@@ -339,6 +340,12 @@ def record_flux(
         deposit.last_error = None
         _record(deposit, "deposited", flux_number, at)
         uow.session.add(deposit)
+        if deposit.document_type == "invoice" and deposit.invoice_id is not None:
+            # The invoice left by Chorus Pro: no other channel (PES) takes it from now on.
+            invoice = uow.invoices.get(deposit.invoice_id)
+            if invoice.sent_channel is None:
+                invoice.sent_channel, invoice.sent_at = CHANNEL, at
+                uow.session.add(invoice)
         _audit(uow.session, deposit, "chorus.deposited", {"flux": flux_number, "recovered": recovered})
         uow.commit()
 

@@ -42,6 +42,9 @@ def test_deposit_every_status_and_reminders(settings, sandbox, mail_server):
     assert sorted(report.deposited) == sorted([lfn, cdg])
     assert chorus.deposit_pending(settings).deposited == []  # never twice
     assert len(sandbox.state.flux) == 2
+    with unit_of_work(settings) as uow:  # they left by Chorus Pro: no other channel takes them
+        sent = {i.number: i.sent_channel for i in uow.session.exec(select(Invoice))}
+    assert sent == {lfn: "facturx_chorus", cdg: "facturx_chorus"}
     first = chorus.sync(settings)
     assert (lfn, "flux", "IN_INTEGRE") in first.changes and (lfn, "status", "DEPOSEE") in first.changes
 
@@ -184,6 +187,8 @@ def test_crash_between_answer_and_record(settings, sandbox, mail_server):
         chorus.deposit_pending(settings, CrashAfterAnswer(real), limit=1)  # type: ignore[arg-type]
     assert _deposits(settings)[lfn].state == "claimed" and _deposits(settings)[lfn].flux_number is None
     assert len(sandbox.state.flux) == 1
+    with unit_of_work(settings) as uow:  # not known to have left until its flux number is recorded
+        assert uow.session.exec(select(Invoice.sent_channel).where(Invoice.number == lfn)).one() is None
     # a restart within the claim time-out leaves it alone; after it, finds the flux by the invoice's number
     assert lfn in chorus.deposit_pending(settings, real).waiting or _deposits(settings)[lfn].state == "claimed"
     restarted = settings.model_copy(update={"chorus": settings.chorus.model_copy(update={"claim_timeout_minutes": 0})})
