@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 
 from mairie.database import unit_of_work
-from mairie.services import paperwork
+from mairie.services import invoicing, paperwork
 from mairie.services.channels import chorus
 from mairie.services.channels.folder import file_deposits
 from mairie.services.payments import cancel_queued_reminders, payable_invoice
@@ -119,6 +119,7 @@ def _render(uow: UnitOfWork, settings: Settings, note: CreditNote, invoice: Invo
             priced=priced,
             invoice_number=invoice.number,
             invoice_date=invoice.issued_on,
+            tariff_date=invoicing.tariff_date(uow, invoice),
             reason=note.reason,
             commitment_number=invoice.commitment_number,
             contract_reference=context.convention.reference,

@@ -27,7 +27,7 @@ from mairie.settings import Settings
 from models import audit
 from models.buyer import missing_for_invoice
 from models.db import UnitOfWork
-from models.entities import Invoice, InvoiceLine, Subscription
+from models.entities import Invoice, InvoiceLine, PriceGrid, Subscription
 from models.lifecycle import InvoiceStatus, move
 from models.numbering import next_number
 from models.pricing import PricedDocument, first_invoice_document
@@ -150,7 +150,23 @@ def invoice_document(uow: UnitOfWork, invoice: Invoice) -> paperwork.doc.Facture
         period_end=period[1] if period else None,
         commitment_number=invoice.commitment_number,
         contract_reference=context.convention.reference,
+        tariff_date=tariff_date(uow, invoice),
     )
+
+
+def tariff_date(uow: UnitOfWork, invoice: Invoice) -> date | None:
+    """The day whose grid priced the invoice's lines, so that it cites the deliberation fixing those prices:
+    a first invoice is at its quote's prices (the quote's grid version, even if a new grid came into force
+    before the go-live); a renewal at the grid in force on its issue date (None: the issue date)."""
+    if invoice.kind != "first":
+        return None
+    context = uow.invoices.context(invoice)
+    assert context.request.id is not None
+    quote = next((q for q in uow.quotes.current(context.request.id) if q.issuer_code == invoice.issuer_code), None)
+    if quote is None:
+        return None
+    grid = uow.session.get(PriceGrid, quote.grid_id)
+    return grid.effective_from if grid is not None else quote.issued_on
 
 
 def complete_invoice(uow: UnitOfWork, settings: Settings, invoice: Invoice, pdf: bytes | None = None) -> bool:

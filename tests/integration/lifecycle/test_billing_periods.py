@@ -98,3 +98,46 @@ def test_first_invoices_then_the_campaign_bill_every_month_once(tmp_path, db_url
     assert miscounted(spans) == []
     december = next(li for li in lines[first["LFN"].number] if li.code == "messagerie-5go")
     assert (december.period_start, december.months) == (GO_LIVE, m)
+
+
+def test_each_invoice_cites_the_deliberation_that_fixed_its_prices(tmp_path, db_url):
+    """Quoted on 20 November 2026 at the grid of 10 July 2025; a new deliberation takes effect on 25 November,
+    before the go-live: the first invoice (and its credit note) is at the quoted prices and cites the
+    deliberation of the quote's grid; the 2027 campaign, at the grid in force then, cites the new one."""
+    from sqlmodel import select
+
+    from mairie.services import credit_notes, invoicing
+    from mairie.services.setup import initialise
+    from models.entities import CreditNote, Invoice
+
+    quoted, later = "Délibération n° 2025-31 du 26 juin 2025", "Délibération n° 2026-40 du 20 novembre 2026"
+    base = make_settings(tmp_path, db_url)
+    deliberations = {date(2025, 7, 10): quoted, date(2026, 11, 25): later}
+    settings = base.model_copy(
+        update={"syndicat": base.syndicat.model_copy(update={"tariff_deliberations": deliberations})}
+    )
+    initialise(settings)
+    first = next(i for i in _live(settings).invoices if i.issuer == "LFN")
+    renewed = next(i for i in renewal.issue(settings, 2027, today=date(2027, 1, 15)).issued if i.issuer == "LFN")
+    credit_notes.credit_invoice(settings, first.number, "Facture émise en double", date(2027, 2, 1), actor="Alice")
+
+    with unit_of_work(settings) as uow:
+        invoices = {i.number: i for i in uow.session.exec(select(Invoice))}
+        cited = {
+            n: invoicing.invoice_document(uow, invoices[n]).tariff_deliberation for n in (first.number, renewed.number)
+        }
+        note = uow.session.exec(select(CreditNote.document_sha256)).one()
+        assert invoicing.tariff_date(uow, invoices[first.number]) == date(2025, 7, 10)
+        assert invoicing.tariff_date(uow, invoices[renewed.number]) is None  # the issue date's grid
+    assert cited == {first.number: quoted, renewed.number: later}
+    text = _pdf_text(settings, note)  # « Tarifs fixés par délibération n° 2025-31 … »
+    assert "délibération n° 2025-31 du 26 juin 2025" in text and "2026-40" not in text
+
+
+def _pdf_text(settings, sha256):
+    import io
+
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(paperwork.load(settings, sha256)))
+    return " ".join(" ".join((page.extract_text() or "").split()) for page in reader.pages)
