@@ -50,7 +50,7 @@ from mairie.services.paperwork import vat_of as vat_regime
 from mairie.settings import Settings
 from models.buyer import default_address
 from models.catalog import Grid, grid_in_force
-from models.directory import Found, vintage_in_force
+from models.directory import Found, commune_found, vintage_in_force
 from models.eligibility import assess
 from models.entities import (
     Approval,
@@ -424,20 +424,7 @@ class _Communes:
         self.rows = {c.insee_code: c for c in connection.execute(select(table_of(Commune)))}
 
     def found(self, insee_code: str, on: date) -> Found:
-        commune = self.rows[insee_code]
-        pop = vintage_in_force(self.populations.get(insee_code, []), on)
-        return Found(
-            kind="commune",
-            name=commune.name,
-            siren=commune.siren,
-            department=commune.department,
-            insee_code=commune.insee_code,
-            epci_siren=commune.epci_siren,
-            population_municipal=pop.municipal if pop else None,
-            population_total=pop.total if pop else None,
-            vintage=pop.vintage if pop else None,
-            postcodes=tuple(commune.postcodes.split()),
-        )
+        return commune_found(self.rows[insee_code], vintage_in_force(self.populations.get(insee_code, []), on))
 
 
 def seed(settings: Settings, entries: Iterable[SeedEntry], *, year: int, chunk: int = 2000) -> SeedReport:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from sqlmodel import Session, col, select
 from stdnum.exceptions import ValidationError
@@ -189,6 +189,12 @@ def rest_of_france() -> dict[str, Found]:
 def _commune_found(session: Session, commune: Commune, on: date) -> Found:
     population = population_in_force(session, commune.insee_code, on)
     known = session.exec(select(Collectivity).where(Collectivity.siren == commune.siren)).first()
+    return commune_found(commune, population, known)
+
+
+def commune_found(commune: Any, population: Any | None, known: Collectivity | None = None) -> Found:
+    """What the directory says of a commune (a `Commune` row or any row with its columns), with the population
+    vintage in force and, when it is one already, the collectivity on file."""
     return Found(
         kind="commune",
         name=commune.name,
