@@ -237,3 +237,20 @@ def test_a_crash_after_numbering_an_annulation_is_completed_with_the_same_bytes(
         assert uow.session.get(NumberSequence, ("CDG62", "PESA", 2027)).last_value == 1
     assert again == written
     assert channel.export(settings, "CDG62", today=CREDIT_DAY).bordereaux == []
+
+
+def test_an_avoir_numbered_meanwhile_by_another_export_is_not_numbered_twice(any_copy: World) -> None:
+    """Two exports at once: the second, numbering under the issuer's lock, finds the avoir taken."""
+    settings = any_copy.settings
+    channel.export(settings, "CDG59", today=CAMPAIGN_DAY)
+    renewal = invoice_of(settings, "CDG59", "renewal", "59007")
+    credit_notes.credit_invoice(settings, renewal.number, "Résiliation", CREDIT_DAY)
+    groups, skipped = channel._annulation_groups(settings, "CDG59", None)
+    assert skipped == [] and list(groups) == [2027]
+    identity = settings.cdg59
+    first = channel._number_annulations(settings, identity, 2027, groups[2027], CREDIT_DAY)
+    assert first is not None
+    assert channel._number_annulations(settings, identity, 2027, groups[2027], CREDIT_DAY) is None
+    assert len(rows(settings, PesPiece, col(PesPiece.credit_note_id).is_not(None))) == 1
+    with unit_of_work(settings) as uow:
+        assert uow.session.get(NumberSequence, ("CDG59", "PESA", 2027)).last_value == 1
