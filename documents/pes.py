@@ -13,6 +13,13 @@ commitment number — and `PES_PJ` with two PJ per piece, referenced from the pi
   the total and the optical slip lines;
 - type 008, the Factur-X PDF of the invoice, as stored.
 
+A credit note of an invoice whose titre was sent becomes an annulation-réduction titre (`Piece.annulation`):
+in a bordereau of its own (TypBord 02), a titre correctif (TypPce 02, NatPce 06) whose every line carries
+`RattachPiece` — NatPceOrig 01 (a titre), ExerRat (its exercice, that of the bordereau), IdPceOrig and
+IdLigneOrig (the titre and line it reduces). It asks the debtor for nothing: no `Edition` (no ASAP, nothing
+for DGFiP to send through Chorus Pro), no CPP references (NumeroFacture…); its one PJ is the avoir's
+Factur-X PDF, untyped (no PJ type of the schema names an avoir; 008 completes an ASAP).
+
 Every PJ is gzip-compressed (mtime 0: the same invoice gives the same bytes) then base64-encoded.
 Texts are cut to the schema's lengths; names and addresses follow the postal norm (capitals, no accent).
 """
@@ -37,10 +44,14 @@ from models.money import ZERO
 from models.pes import (
     EDITION_ASAP_CPP,
     NAT_ID_SIRET,
+    NAT_PCE_ANNULATION,
     NAT_PCE_FONCTIONNEMENT,
+    NAT_PCE_ORIG_TITRE,
     STATE_CATEGORY,
     STATE_NAT_JUR,
+    TYP_BORD_ANNULATION,
     TYP_BORD_ORDINAIRE,
+    TYP_PCE_CORRECTIF,
     TYP_PCE_ORDINAIRE,
     TYP_TIERS_COMPTABLE,
     TYP_TIERS_DEBITEUR,
@@ -125,6 +136,7 @@ class Ligne:
     start: date
     end: date
     fonction: str | None = None
+    original_line: int | None = None  # an annulation's line: the line of the titre it reduces (IdLigneOrig)
 
     @property
     def ttc(self) -> Decimal:
@@ -137,16 +149,27 @@ class PJ:
 
     id_unique: str
     file_name: str
-    type_pj: str
+    type_pj: str | None  # TypePJ, left out when None
     description: str
     content: bytes
     mime_type: str
 
 
 @dataclass(frozen=True)
+class Rattachement:
+    """The titre an annulation-réduction titre reduces: its exercice (ExerRat) and number (IdPceOrig)."""
+
+    exercice: int
+    piece: int
+
+
+@dataclass(frozen=True)
 class Piece:
     """A titre de recette: one invoice, mono-debtor, Edition 02. `asap_id` names its ASAP PJ (built here);
-    `pdf` is the invoice's Factur-X PDF."""
+    `pdf` is the invoice's Factur-X PDF.
+
+    With `annulation`, an annulation-réduction titre of a credit note: `invoice_number` is the avoir's,
+    `pdf` its Factur-X PDF, `asap_id` unused (no ASAP), each line naming its `original_line`."""
 
     number: int
     debtor: Tiers
@@ -159,6 +182,7 @@ class Piece:
     service_code: str | None = None
     commitment_number: str | None = None
     talon: tuple[str, str] | None = None
+    annulation: Rattachement | None = None
 
     @property
     def ht(self) -> Decimal:
@@ -180,6 +204,7 @@ class Bordereau:
     dated_on: date
     pieces: tuple[Piece, ...]
     cumulative: Decimal | None = None  # MtCumulAnnuel, required when dematerialised
+    typ_bord: str = TYP_BORD_ORDINAIRE  # 02: every piece is an annulation-réduction titre
 
     @property
     def ht(self) -> Decimal:
@@ -346,12 +371,12 @@ def _tiers(parent: etree._Element, debtor: Tiers) -> None:
     _address(tiers, debtor.address)
 
 
-def _pj_ref(parent: etree._Element, pj_id: str, name: str, type_pj: str) -> None:
+def _pj_ref(parent: etree._Element, pj_id: str, name: str, type_pj: str | None) -> None:
     ref = etree.SubElement(parent, "PJRef")
     _v(ref, "Support", "01")
     _v(ref, "IdUnique", pj_id)
     _v(ref, "NomPJ", clip(name, 100))
-    _v(ref, "TypePJ", type_pj)
+    _opt(ref, "TypePJ", type_pj)
 
 
 def asap_name(piece: Piece) -> str:
@@ -363,15 +388,22 @@ def _piece(parent: etree._Element, piece: Piece, issuer: Issuer) -> None:
     block = etree.SubElement(element, "BlocPiece")
     _opt(block, "CodServ", issuer.cod_serv)
     _v(block, "IdPce", piece.number)
-    _v(block, "TypPce", TYP_PCE_ORDINAIRE)
-    _v(block, "NatPce", NAT_PCE_FONCTIONNEMENT)
-    _v(block, "Edition", EDITION_ASAP_CPP)
-    _v(block, "ObjPce", clip(piece.subject, 160))
-    _pj_ref(block, piece.asap_id, asap_name(piece), TYPE_PJ_PES_FACTURE)
-    _pj_ref(block, piece.pdf.id_unique, piece.pdf.file_name, TYPE_PJ_ASAP_CPP_DOCUMENT)
-    _v(block, "NumeroFacture", piece.invoice_number)
-    _opt(block, "NumeroEngagement", piece.commitment_number and clip(piece.commitment_number, 50))
-    _opt(block, "CodeService", piece.service_code and clip(piece.service_code, 100))
+    if piece.annulation is not None:
+        # a titre correctif asks the debtor for nothing: no Edition, no ASAP, no CPP references
+        _v(block, "TypPce", TYP_PCE_CORRECTIF)
+        _v(block, "NatPce", NAT_PCE_ANNULATION)
+        _v(block, "ObjPce", clip(piece.subject, 160))
+        _pj_ref(block, piece.pdf.id_unique, piece.pdf.file_name, piece.pdf.type_pj)
+    else:
+        _v(block, "TypPce", TYP_PCE_ORDINAIRE)
+        _v(block, "NatPce", NAT_PCE_FONCTIONNEMENT)
+        _v(block, "Edition", EDITION_ASAP_CPP)
+        _v(block, "ObjPce", clip(piece.subject, 160))
+        _pj_ref(block, piece.asap_id, asap_name(piece), TYPE_PJ_PES_FACTURE)
+        _pj_ref(block, piece.pdf.id_unique, piece.pdf.file_name, TYPE_PJ_ASAP_CPP_DOCUMENT)
+        _v(block, "NumeroFacture", piece.invoice_number)
+        _opt(block, "NumeroEngagement", piece.commitment_number and clip(piece.commitment_number, 50))
+        _opt(block, "CodeService", piece.service_code and clip(piece.service_code, 100))
     for line in piece.lines:
         row = etree.SubElement(element, "LigneDePiece")
         bloc = etree.SubElement(row, "BlocLignePiece")
@@ -388,6 +420,14 @@ def _piece(parent: etree._Element, piece: Piece, issuer: Issuer) -> None:
         _v(info, "MtHT", _amount(line.ht))
         if line.vat > 0:
             _v(info, "MtTVA", _amount(line.vat))
+        if piece.annulation is not None:
+            if line.original_line is None:
+                raise ValueError(f"ligne {line.number} du titre d'annulation {piece.number} sans ligne d'origine")
+            attached = etree.SubElement(bloc, "RattachPiece")
+            _v(attached, "NatPceOrig", NAT_PCE_ORIG_TITRE)
+            _v(attached, "ExerRat", piece.annulation.exercice)
+            _v(attached, "IdPceOrig", piece.annulation.piece)
+            _v(attached, "IdLigneOrig", line.original_line)
         _tiers(row, piece.debtor)
 
 
@@ -549,6 +589,11 @@ def build_pes_aller(
     (the file and every ASAP) when `schemas` is given."""
     if not bordereau.pieces:
         raise ValueError("un bordereau contient au moins une pièce")
+    annulation = bordereau.typ_bord == TYP_BORD_ANNULATION
+    if any((piece.annulation is not None) != annulation for piece in bordereau.pieces):
+        raise ValueError("un bordereau d'annulation-réduction ne contient que des titres d'annulation, et eux seuls")
+    if annulation and any(p.annulation and p.annulation.exercice != bordereau.exercice for p in bordereau.pieces):
+        raise ValueError("un titre d'annulation réduit un titre de l'exercice de son bordereau (ExerRat = Exer)")
     root = _root(header, file_name, bordereau.dated_on)
     recette = etree.SubElement(root, "PES_RecetteAller")
     head = etree.SubElement(recette, "EnTeteRecette")
@@ -560,7 +605,7 @@ def build_pes_aller(
     _v(block, "Exer", bordereau.exercice)
     _v(block, "IdBord", bordereau.number)
     _v(block, "DteBordEm", bordereau.dated_on.isoformat())
-    _v(block, "TypBord", TYP_BORD_ORDINAIRE)
+    _v(block, "TypBord", bordereau.typ_bord)
     _v(block, "NbrPce", len(bordereau.pieces))
     if issuer.dematerialised and bordereau.cumulative is not None:
         _v(block, "MtCumulAnnuel", _amount(bordereau.cumulative))
@@ -572,6 +617,9 @@ def build_pes_aller(
     pjs = etree.SubElement(root, "PES_PJ")
     _v(etree.SubElement(pjs, "EnTetePES_PJ"), "IdVer", 1)
     for piece in bordereau.pieces:
+        if piece.annulation is not None:
+            _pj(pjs, piece.pdf)
+            continue
         asap = build_asap(header, bordereau, piece, issuer, schemas)
         _pj(
             pjs,
@@ -598,7 +646,7 @@ def _pj(parent: etree._Element, pj: PJ) -> None:
     content.text = pack(pj.content)
     _v(element, "IdUnique", pj.id_unique)
     _v(element, "NomPJ", clip(pj.file_name, 100))
-    _v(element, "TypePJ", pj.type_pj)
+    _opt(element, "TypePJ", pj.type_pj)
     _v(element, "Description", clip(pj.description, 250))
 
 

@@ -15,10 +15,15 @@ from mairie.formatting import PARIS, euros
 from mairie.services.channels import pes
 from mairie.services.mail import dispatch
 from mairie.settings import get_settings
+from models.pes import TYP_BORD_ANNULATION
 
 
 def _stamp() -> str:
     return datetime.now(PARIS).strftime("%Y%m%d-%H%M")
+
+
+def _kind(bordereau: dict[str, Any]) -> str:
+    return "d'annulation " if bordereau.get("typ_bord") == TYP_BORD_ANNULATION else ""
 
 
 @task(cache_policy=NO_CACHE)
@@ -31,6 +36,7 @@ def export_issuer(code: str, today: date | None) -> dict[str, Any]:
             {
                 "exercice": b.exercice,
                 "number": b.number,
+                "typ_bord": b.typ_bord,  # 02: annulation-réduction titres of avoirs, numbered apart
                 "pieces": b.pieces,
                 "total_ttc": str(b.total_ttc),
                 "path": b.path,
@@ -55,7 +61,7 @@ def pes_export(today: date | None = None) -> dict[str, Any]:
             logger.warning("%s : %s", result["issuer"], warning)
         for bordereau in result["bordereaux"]:
             lines.append(
-                f"- {result['issuer']} : bordereau {bordereau['number']}/{bordereau['exercice']}, "
+                f"- {result['issuer']} : bordereau {_kind(bordereau)}{bordereau['number']}/{bordereau['exercice']}, "
                 f"{bordereau['pieces']} titre(s), {euros(Decimal(bordereau['total_ttc']))} — `{bordereau['path']}`"
             )
         lines += [f"- {result['issuer']} en attente : {s}" for s in result["skipped"]]

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from mairie.settings import get_settings
 from mairie.terminal import SafeConsole
 from models.errors import DomainError, StorageUnavailable
+from models.pes import TYP_BORD_ANNULATION
 
 pes_app = typer.Typer(help="Titres de recettes pour Hélios (PES V2 avec ASAP).", no_args_is_help=True)
 out = SafeConsole()
@@ -73,7 +74,8 @@ def pes_export(
     on: str | None = typer.Option(None, "--date", help="Date des bordereaux (AAAA-MM-JJ, défaut : aujourd'hui)"),
     as_json: bool = typer.Option(False, "--json", help="Sortie JSON"),
 ) -> None:
-    """Écrit les bordereaux en attente dans depot/<ÉMETTEUR>/pes_asap/ et affiche leurs chemins."""
+    """Écrit les bordereaux en attente (titres, puis annulations des avoirs) dans depot/<ÉMETTEUR>/pes_asap/
+    et affiche leurs chemins."""
     from mairie.services.channels.pes import export
 
     report = export(get_settings(), issuer, today=_day(on))
@@ -101,6 +103,14 @@ def pes_export(
         pieces = sum(b.pieces for b in report.bordereaux)
         checked = f", validés par le schéma PES {report.schema_version}" if report.schema_version else ""
         err.print(f"{len(report.bordereaux)} bordereau(x), {pieces} titre(s){checked}.", highlight=False)
+        annulations = [b for b in report.bordereaux if b.typ_bord == TYP_BORD_ANNULATION]
+        if annulations:
+            numbers = ", ".join(f"{b.number}/{b.exercice}" for b in annulations)
+            err.print(
+                f"Dont {len(annulations)} bordereau(x) d'annulation-réduction (n° {numbers}, numérotés à part) : "
+                f"{sum(b.pieces for b in annulations)} titre(s) d'annulation des avoirs.",
+                highlight=False,
+            )
 
 
 def _acquit_json(report: Any) -> dict[str, Any]:

@@ -296,6 +296,20 @@ class IssuerIdentity(BaseModel):
         """The PES settings an export cannot do without (suffixes of `MAIRIE_<ISSUER>__`)."""
         required = {"PES_ID_POST": self.pes_id_post, "PES_COD_COL": self.pes_cod_col, "PES_COD_BUD": self.pes_cod_bud}
         return [name for name, value in required.items() if value is None]
+
+    def pes_asap_missing(self) -> list[str]:
+        """What DGFiP's ASAP rules need beyond the schema and the issuer lacks (suffixes, as `pes_missing`):
+        the export writes the files without them, Hélios would refuse the ASAP; production refuses them."""
+        wanted = {
+            "PES_REF_BDF": self.pes_ref_bdf,
+            "PES_SIGNATORY_FIRST_NAME": self.pes_signatory_first_name,
+            "PES_SIGNATORY_LAST_NAME": self.pes_signatory_last_name,
+            "PES_ACCOUNTANT_ADDRESS": self.pes_accountant_address,
+            "PES_ACCOUNTANT_POSTCODE": self.pes_accountant_postcode,
+            "PES_ACCOUNTANT_CITY": self.pes_accountant_city,
+        }
+        return [name for name, value in wanted.items() if value is None or not value.strip()]
+
     # --- end of the PES settings ---------------------------------------------------------------------
 
     @model_validator(mode="after")
@@ -590,6 +604,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _refuse_incomplete_pes(self) -> Settings:
+        """In production, an issuer on pes_asap has every PES setting its titres and ASAP need."""
+        if self.environment == "production":
+            problems = pes_production_problems(self)
+            if problems:
+                raise ValueError(pes_refusal_message(problems))
+        return self
+
+    @model_validator(mode="after")
     def _refuse_example_identities(self) -> Settings:
         """Outside development, an issuer's documents must carry its real identity: every example value
         and placeholder of the defaults is refused, each problem naming the setting to fill."""
@@ -777,4 +800,47 @@ def refusal_message(problems: list[str]) -> str:
     return (
         "identités d'exemple refusées hors développement ; réglages à renseigner "
         f"(voir deploy/mairie.env.example) :\n{lines}"
+    )
+
+
+# PES settings in production ------------------------------------------------------------------------------
+
+PES_SETTING_WHAT = {
+    "PES_ID_POST": "le poste comptable (codique) donné par le comptable public",
+    "PES_COD_COL": "le code collectivité dans Hélios",
+    "PES_COD_BUD": "le code budget dans Hélios",
+    "PES_REF_BDF": "le numéro émetteur du budget (talon de l'avis des sommes à payer)",
+    "PES_SIGNATORY_FIRST_NAME": "le prénom du signataire des avis des sommes à payer",
+    "PES_SIGNATORY_LAST_NAME": "le nom du signataire des avis des sommes à payer",
+    "PES_ACCOUNTANT_ADDRESS": "l'adresse du centre des finances publiques (Tiers 26 de l'avis)",
+    "PES_ACCOUNTANT_POSTCODE": "le code postal du centre des finances publiques",
+    "PES_ACCOUNTANT_CITY": "la ville du centre des finances publiques",
+}
+
+
+def pes_production_problems(settings: Settings) -> list[str]:
+    """What an issuer on pes_asap lacks for Hélios to take its titres and edit their ASAP, one French
+    sentence per missing setting, named as in the environment (`MAIRIE_CDG62__PES_ID_POST`), and the
+    schema every file is validated against (`MAIRIE_PES_XSD_DIR`). Empty when complete, or when no issuer
+    is on pes_asap; in production a non-empty list refuses the settings (docs/pes.md, "Settings")."""
+    problems: list[str] = []
+    on_pes = [key for key in ISSUER_SETTINGS if getattr(settings, key).billing_channel == "pes_asap"]
+    for key in on_pes:
+        identity: IssuerIdentity = getattr(settings, key)
+        for suffix in identity.pes_missing() + identity.pes_asap_missing():
+            problems.append(f"{_setting(key, suffix)} : {PES_SETTING_WHAT[suffix]} ({identity.code} est sur pes_asap)")
+    if on_pes and settings.pes_xsd_dir is None:
+        problems.append(
+            "MAIRIE_PES_XSD_DIR : le dossier des schémas PES V2 de la DGFiP (sans lui, les fichiers ne seraient "
+            "pas validés)"
+        )
+    return problems
+
+
+def pes_refusal_message(problems: list[str]) -> str:
+    """The message refusing incomplete PES settings in production: every setting to fill, one a line."""
+    lines = "\n".join(f"  - {problem}" for problem in problems)
+    return (
+        "réglages PES incomplets pour un émetteur sur pes_asap, refusés en production ; à renseigner "
+        f"(voir docs/pes.md et deploy/mairie.env.example) :\n{lines}"
     )

@@ -502,16 +502,18 @@ class PesBordereau(SQLModel, table=True):
 
     Numbered with its pieces in one transaction (status `numbered`), then its file is built from the stored
     rows and written to the deposit folder (`written`); Hélios's acquit accepts or rejects it. `number`
-    (IdBord) is gapless per issuer and exercice (`models.numbering`, kind PESB).
+    (IdBord) is gapless per issuer, exercice and type of bordereau (`typ_bord`, TypBord: 01 ordinary, kind
+    PESB; 02 annulation-réduction, kind PESA — Hélios checks the sequence of each type apart).
     """
 
-    __table_args__ = (UniqueConstraint("issuer_code", "exercice", "number"),)
+    __table_args__ = (UniqueConstraint("issuer_code", "exercice", "typ_bord", "number", name="uq_pesbordereau_number"),)
 
     id: int | None = Field(default=None, primary_key=True)
     issuer_code: str = Field(foreign_key="issuer.code", max_length=16)
     exercice: int
+    typ_bord: str = Field(default="01", max_length=2)  # TypBord: 01 ordinary, 02 annulation-réduction
     number: int
-    kind: str = Field(max_length=12)  # campaign | daily
+    kind: str = Field(max_length=12)  # campaign | daily | annulation
     dated_on: date  # DteBordEm, and the file's DteStr
     status: PesBordereauStatus = _status(PesBordereauStatus, PesBordereauStatus.NUMBERED, 20, index=True)
     file_name: str = Field(max_length=100)
@@ -527,8 +529,12 @@ class PesBordereau(SQLModel, table=True):
 
 class PesPiece(SQLModel, table=True):
     """A titre de recette: one invoice in one bordereau. `number` (IdPce) is gapless per issuer and
-    exercice (kind PEST). An invoice has at most one piece that is not rejected (a partial unique index):
-    a rejected titre is sent again as a new piece of a new bordereau."""
+    exercice (kind PEST). An invoice has at most one ordinary titre that is not rejected (a partial unique
+    index): a rejected titre is sent again as a new piece of a new bordereau.
+
+    An annulation-réduction titre (TypPce 02, NatPce 06, in a TypBord 02 bordereau) carries a credit note
+    (`credit_note_id`) and names the titre it cancels (`original_id`, same `invoice_id`); a credit note has
+    at most one such titre that is not rejected."""
 
     __table_args__ = (
         UniqueConstraint("issuer_code", "exercice", "number"),
@@ -536,20 +542,29 @@ class PesPiece(SQLModel, table=True):
             "ux_pespiece_live_invoice",
             "invoice_id",
             unique=True,
-            sqlite_where=text("status != 'rejected'"),
-            postgresql_where=text("status != 'rejected'"),
+            sqlite_where=text("status != 'rejected' AND credit_note_id IS NULL"),
+            postgresql_where=text("status != 'rejected' AND credit_note_id IS NULL"),
+        ),
+        Index(
+            "ux_pespiece_live_credit_note",
+            "credit_note_id",
+            unique=True,
+            sqlite_where=text("status != 'rejected' AND credit_note_id IS NOT NULL"),
+            postgresql_where=text("status != 'rejected' AND credit_note_id IS NOT NULL"),
         ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     bordereau_id: int = Field(foreign_key="pesbordereau.id", index=True)
     invoice_id: int = Field(foreign_key="invoice.id", index=True)
+    credit_note_id: int | None = Field(default=None, foreign_key="creditnote.id")  # an annulation titre's avoir
+    original_id: int | None = Field(default=None, foreign_key="pespiece.id")  # the titre an annulation cancels
     issuer_code: str = Field(foreign_key="issuer.code", max_length=16)
     exercice: int
     number: int
     status: PesPieceStatus = _status(PesPieceStatus, PesPieceStatus.NUMBERED, 20)
-    asap_id: str = Field(max_length=50)  # IdUnique of the PES_Facture (PJ 006)
-    pdf_id: str = Field(max_length=50)  # IdUnique of the Factur-X PDF (PJ 008)
+    asap_id: str = Field(max_length=50)  # IdUnique of the PES_Facture (PJ 006); "" for an annulation (no ASAP)
+    pdf_id: str = Field(max_length=50)  # IdUnique of the Factur-X PDF (PJ 008; an annulation's: the avoir's)
     errors: list[str] = _json(list)  # the acquit's reasons for this titre or one of its PJ
 
 

@@ -24,6 +24,7 @@ DOC_KINDS = {
     "DEM": "demande",
     # PES V2 (Hélios): bordereaux and titres de recettes, per issuer and exercice (the year of the numbers)
     "PESB": "bordereau de titres (PES)",
+    "PESA": "bordereau d'annulation-réduction (PES)",  # TypBord 02: Hélios checks each type's sequence apart
     "PEST": "titre de recette (PES)",
 }
 

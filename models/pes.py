@@ -1,5 +1,6 @@
 """PES V2 rules (titres de recettes for Hélios, DGFiP), pure: the amounts of a titre's lines, the debtor's
-category, how pending invoices are cut into bordereaux, the names and identifiers a file carries.
+category, how pending invoices are cut into bordereaux, the names and identifiers a file carries, and when
+a credit note becomes an annulation-réduction titre.
 
 A titre collects exactly what its invoice asks (BT-115) and books exactly its VAT (BT-110): each invoice
 line becomes a titre line whose total is the line's deliberated TTC, with the VAT of its rate (computed on
@@ -22,6 +23,15 @@ from models.money import CENT, ZERO, to_money, vat_breakdown
 TYP_BORD_ORDINAIRE = "01"
 TYP_PCE_ORDINAIRE = "01"
 NAT_PCE_FONCTIONNEMENT = "01"
+# TypBord 02 / TypPce 02 / NatPce 06: a bordereau of annulation-réduction of titres correctifs, each line
+# attached (RattachPiece) to the line of the titre it cancels: NatPceOrig 01 (a titre), same exercice.
+TYP_BORD_ANNULATION = "02"
+TYP_PCE_CORRECTIF = "02"
+NAT_PCE_ANNULATION = "06"
+NAT_PCE_ORIG_TITRE = "01"
+# Each type of bordereau has its own gapless sequence (IdBord: "unique par exercice et par type de
+# bordereau … un contrôle de séquentialité du numéro est effectué"); titres share one (PEST).
+BORDEREAU_SEQUENCES = {TYP_BORD_ORDINAIRE: "PESB", TYP_BORD_ANNULATION: "PESA"}
 # Edition 02 "ASAP CPP": DGFiP sends the avis des sommes à payer to a public debtor through Chorus Pro
 EDITION_ASAP_CPP = "02"
 NAT_ID_SIRET = "01"
@@ -45,6 +55,7 @@ NAT_JUR_PUBLIC = "09"
 STATE_CATEGORY, STATE_NAT_JUR = "20", "07"
 
 BORDEREAU_KINDS = {"renewal": "campaign", "first": "daily"}
+ANNULATION_KIND = "annulation"
 
 
 def debtor_category(kind: str, name: str = "") -> str:
@@ -142,14 +153,58 @@ def _share_gap(lines: Sequence[AmountLine], vat: dict[int, Decimal], target: Dec
             raise ValueError("la TVA ne peut pas être répartie sur les lignes du titre")
 
 
-def file_name(id_coll: str, exercice: int, bordereau: int) -> str:
-    """The PES_Aller file of a bordereau (also its `NomFic`): `PESALR1_<IdColl>_<exercice>_<IdBord>.xml`."""
-    return f"PESALR1_{id_coll}_{exercice}_{bordereau:07d}.xml"
+def file_name(id_coll: str, exercice: int, bordereau: int, typ_bord: str = TYP_BORD_ORDINAIRE) -> str:
+    """The PES_Aller file of a bordereau (also its `NomFic`): `PESALR1_<IdColl>_<exercice>_<IdBord>.xml`,
+    `…_AR<IdBord>.xml` for an annulation-réduction bordereau (its numbers are another sequence)."""
+    marker = "AR" if typ_bord == TYP_BORD_ANNULATION else ""
+    return f"PESALR1_{id_coll}_{exercice}_{marker}{bordereau:07d}.xml"
+
+
+def closed_exercice(original_exercice: int, credit_note_issued_on: date) -> str | None:
+    """Why a credit note cannot become an annulation-réduction titre of the titre it cancels, or None.
+
+    An annulation titre reduces a titre of the current exercice (the schema: "Si 02 02 06 ExerRat = Exer du
+    flux"); a titre of a closed exercice is cancelled by a mandat on the dépense side (compte 673), which
+    this back office does not issue."""
+    exercice = exercice_of(credit_note_issued_on)
+    if original_exercice < exercice:
+        return (
+            f"titre de l'exercice clos {original_exercice} : son annulation est un mandat (compte 673, "
+            f"exercice {exercice}) à émettre par l'ordonnateur dans son logiciel de dépenses, pas un titre "
+            "d'annulation — voyez le comptable public"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """An annulation titre's line: `amount` (what it takes off) on line `original_line` of the original
+    titre."""
+
+    original_line: int
+    amount: TitreAmount
+
+
+def reductions(original: Sequence[TitreAmount], credited: Sequence[TitreAmount]) -> tuple[Reduction, ...]:
+    """The lines of an annulation titre: each credited line (by its invoice line's position) on the line of
+    the original titre that billed it (titre lines are numbered 1… in the order of `titre_amounts`).
+    Raises ValueError when a credited line is on no line of the titre, or takes off more than it holds."""
+    lines = {amount.position: (number, amount) for number, amount in enumerate(original, start=1)}
+    found = []
+    for amount in credited:
+        if amount.position not in lines:
+            raise ValueError(f"la ligne {amount.position} de l'avoir n'est sur aucune ligne du titre d'origine")
+        number, billed = lines[amount.position]
+        if amount.ht > billed.ht or amount.vat > billed.vat:
+            raise ValueError(f"la ligne {amount.position} de l'avoir dépasse la ligne {number} du titre d'origine")
+        found.append(Reduction(number, amount))
+    return tuple(found)
 
 
 def pj_id(id_coll: str, exercice: int, bordereau: int, piece: int, what: str) -> str:
     """An `IdUnique` of a PJ, alphanumeric only (Base_Alphanum50) and unique: the budget's SIRET, "REC",
-    the exercice, the bordereau and the piece numbers, and `what` (A: the ASAP, F: the Factur-X PDF)."""
+    the exercice, the bordereau and the piece numbers (unique per exercice), and `what` (A: the ASAP, F: the
+    invoice's Factur-X PDF, V: the avoir's)."""
     value = f"{id_coll}REC{exercice}{bordereau:07d}{piece:08d}{what}"
     if not value.isalnum() or not value.isascii() or len(value) > 50:
         raise ValueError(f"IdUnique invalide : {value!r}")

@@ -269,12 +269,14 @@ def _pes_rejected() -> dict[str, Any]:
         "issuer_code": "CDG62",
         "exercice": 2027,
         "bordereau_number": 3,
+        "annulation": False,
         "file_name": "PESALR1_28620062100022_2027_0000003.xml",
         "bordereau_rejected": True,
         "reasons": ["ERREUR_CODE_COLLECTIVITE_BUDGET : budget inconnu du poste"],
         "titres": [
             {
                 "invoice_number": "CDG62-FAC-2027-00012",
+                "credit_note_number": None,
                 "collectivity_name": _COLLECTIVITY,
                 "piece_number": 41,
                 "reasons": ["ERREUR_AUTRE : code produit inconnu"],

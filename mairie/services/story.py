@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import date, datetime
-from typing import TypedDict, overload
+from typing import NotRequired, TypedDict, overload
 
 from sqlmodel import Session, col, select
 
@@ -117,10 +117,15 @@ class PaymentStory(TypedDict):
     paid_on: str
 
 
-class PesStory(TypedDict):
-    bordereau: int | None  # IdBord of the titre's bordereau (per issuer and exercice)
+class PesTitreStory(TypedDict):
+    bordereau: int | None  # IdBord of the titre's bordereau (per issuer, exercice and type of bordereau)
     piece: int | None  # IdPce, the titre's number
     state: str  # pending | numbered | sent | accepted | rejected
+
+
+class PesStory(PesTitreStory):
+    # the annulation-réduction titre of its avoir (its bordereau is an annulation one), when there is one
+    annulation: NotRequired[PesTitreStory]
 
 
 class InvoiceStory(TypedDict):
@@ -324,4 +329,12 @@ def _pes_story(s: Session, invoice: Invoice, channel: str | None) -> PesStory | 
     state = invoice_state(s, invoice, channel)
     if state is None:
         return None
-    return {"bordereau": state["bordereau"], "piece": state["piece"], "state": state["state"]}
+    story: PesStory = {"bordereau": state["bordereau"], "piece": state["piece"], "state": state["state"]}
+    if "annulation" in state:
+        annulation = state["annulation"]
+        story["annulation"] = {
+            "bordereau": annulation["bordereau"],
+            "piece": annulation["piece"],
+            "state": annulation["state"],
+        }
+    return story

@@ -87,3 +87,33 @@ def test_slip_lines_are_digits_with_their_keys() -> None:
     for line in (one, two):
         assert line.isdigit() and len(line) <= 60
         assert (int(line[:-2]) * 100 + int(line[-2:])) % 97 == 0  # the MOD 97-10 key checks
+
+
+def test_an_annulation_reduces_the_lines_of_its_titre_by_position() -> None:
+    # the original titre: positions 1 and 3 billed (position 2 was of no amount and is on no titre line)
+    original = (
+        rules.TitreAmount(1, D("0.20"), D("100.00"), D("20.00")),
+        rules.TitreAmount(3, D("0.20"), D("10.00"), D("2.00")),
+    )
+    whole = rules.reductions(original, original)
+    assert [(r.original_line, r.amount.position) for r in whole] == [(1, 1), (2, 3)]
+    part = rules.reductions(original, (rules.TitreAmount(3, D("0.20"), D("5.00"), D("1.00")),))
+    assert [(r.original_line, r.amount.ttc) for r in part] == [(2, D("6.00"))]
+    with pytest.raises(ValueError, match="aucune ligne"):
+        rules.reductions(original, (rules.TitreAmount(2, D("0.20"), D("1.00"), D("0.20")),))
+    with pytest.raises(ValueError, match="dépasse"):
+        rules.reductions(original, (rules.TitreAmount(1, D("0.20"), D("100.01"), D("20.00")),))
+
+
+def test_an_avoir_on_a_titre_of_a_closed_exercice_is_a_mandat_not_an_annulation() -> None:
+    from datetime import date
+
+    assert rules.closed_exercice(2027, date(2027, 12, 31)) is None
+    reason = rules.closed_exercice(2026, date(2027, 1, 3))
+    assert reason is not None and "exercice clos 2026" in reason and "mandat" in reason and "673" in reason
+
+
+def test_annulation_bordereaux_are_numbered_and_named_apart() -> None:
+    assert rules.BORDEREAU_SEQUENCES == {"01": "PESB", "02": "PESA"}
+    assert rules.file_name("28620062100022", 2027, 3) == "PESALR1_28620062100022_2027_0000003.xml"
+    assert rules.file_name("28620062100022", 2027, 3, "02") == "PESALR1_28620062100022_2027_AR0000003.xml"

@@ -69,3 +69,73 @@ def test_the_acquits_folder_moves_what_it_handled(tmp_path: Path) -> None:
     memory = MemoryInbox({"x.xml": b"x"})
     memory.done("x.xml", ok=False, note="non")
     assert memory.waiting() == [] and memory.handled == {"x.xml": (False, "non")}
+
+
+# --- production refuses an issuer on pes_asap whose PES settings are incomplete -----------------------
+
+COMPLETE_PES = {
+    "billing_channel": "pes_asap",
+    "pes_id_post": "062045",
+    "pes_cod_col": "162",
+    "pes_cod_bud": "00",
+    "pes_ref_bdf": "621234",
+    "pes_signatory_first_name": "Claude",
+    "pes_signatory_last_name": "Lefèvre",
+    "pes_accountant_address": "Rue Eugène Haynaut",
+    "pes_accountant_postcode": "62400",
+    "pes_accountant_city": "Béthune",
+}
+PES_SUFFIXES = [
+    "PES_ID_POST",
+    "PES_COD_COL",
+    "PES_COD_BUD",
+    "PES_REF_BDF",
+    "PES_SIGNATORY_FIRST_NAME",
+    "PES_SIGNATORY_LAST_NAME",
+    "PES_ACCOUNTANT_ADDRESS",
+    "PES_ACCOUNTANT_POSTCODE",
+    "PES_ACCOUNTANT_CITY",
+]
+
+
+def _settings(environment: str, tmp_path: Path, cdg62: dict[str, object], **values: object) -> Settings:
+    import secrets
+
+    from tests.conftest import real_identities
+
+    identities = real_identities()
+    identities["cdg62"] = {**identities["cdg62"], **cdg62}
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None, environment=environment, secret_key=secrets.token_urlsafe(32), **identities, **values
+    )
+
+
+def test_production_refuses_an_issuer_on_pes_asap_naming_each_missing_setting(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError) as refused:
+        _settings("production", tmp_path, {"billing_channel": "pes_asap"})
+    message = str(refused.value)
+    assert "réglages PES incomplets" in message
+    for suffix in PES_SUFFIXES:
+        assert f"MAIRIE_CDG62__{suffix} :" in message, suffix
+    assert "MAIRIE_PES_XSD_DIR :" in message
+    assert "MAIRIE_CDG59__PES" not in message and "MAIRIE_SYNDICAT__PES" not in message  # not on pes_asap
+
+
+@pytest.mark.parametrize("suffix", PES_SUFFIXES)
+def test_production_refuses_each_missing_pes_setting_alone(tmp_path: Path, suffix: str) -> None:
+    blank = {**COMPLETE_PES, suffix.lower(): None if suffix in ("PES_ID_POST", "PES_COD_COL", "PES_COD_BUD") else " "}
+    if suffix in ("PES_REF_BDF", "PES_ACCOUNTANT_POSTCODE"):
+        blank[suffix.lower()] = None  # their pattern refuses a blank value already
+    with pytest.raises(ValidationError) as refused:
+        _settings("production", tmp_path, blank, pes_xsd_dir=tmp_path)
+    lines = [line for line in str(refused.value).splitlines() if line.strip().startswith("- MAIRIE_")]
+    assert [line.split(" : ")[0].strip(" -") for line in lines] == [f"MAIRIE_CDG62__{suffix}"]
+
+
+def test_production_accepts_complete_pes_settings_and_development_any(tmp_path: Path) -> None:
+    complete = _settings("production", tmp_path, COMPLETE_PES, pes_xsd_dir=tmp_path)
+    assert complete.cdg62.billing_channel == "pes_asap" and complete.cdg62.pes_asap_missing() == []
+    # in development the export names what is missing instead (docs/pes.md)
+    loose = _settings("development", tmp_path, {"billing_channel": "pes_asap"})
+    assert loose.cdg62.pes_missing() == ["PES_ID_POST", "PES_COD_COL", "PES_COD_BUD"]
+    assert "PES_REF_BDF" in loose.cdg62.pes_asap_missing()

@@ -8,6 +8,10 @@ Hélios as PES V2 files (`documents.pes`); Hélios's acquit brings each borderea
   exercice, like invoice numbers), then built from the stored rows, validated against the XSD and written
   to `<deposit dir>/<ISSUER>/pes_asap/` (`FileDrop`). A crash between the two leaves a `numbered`
   bordereau that the next export writes, with the same numbers and the same bytes: no titre twice, no gap.
+- Then the credit notes (avoirs) of invoices whose titre was sent become annulation-réduction titres, in
+  bordereaux of their own (TypBord 02, their own gapless sequence PESA; the titres keep the PEST one),
+  numbered and written the same way. An avoir of a titre of a closed exercice is left out and reported
+  (its annulation is a mandat, on the dépense side).
 - `import_acquit(settings, content)`: a `PES_ACQUIT` accepts or rejects bordereaux (and PJ); a rejection is
   recorded with its reasons, the operators get a task by email, and the titres go again, with new numbers,
   in a new bordereau at the next export (after the settings are corrected, or the invoice cancelled by a
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -43,7 +47,16 @@ from models import audit
 from models import pes as rules
 from models.clock import paris_today
 from models.db import UnitOfWork
-from models.entities import ChorusDeposit, Collectivity, Invoice, InvoiceLine, Issuer, PesBordereau, PesPiece
+from models.entities import (
+    ChorusDeposit,
+    Collectivity,
+    CreditNote,
+    DocumentLineBase,
+    Invoice,
+    Issuer,
+    PesBordereau,
+    PesPiece,
+)
 from models.errors import InvalidInput, NotFound
 from models.lifecycle import InvoiceStatus, PesBordereauStatus, PesPieceStatus, move
 from models.money import ZERO
@@ -186,7 +199,9 @@ def imputation_of(identity: IssuerIdentity, item_code: str) -> tuple[str, str, s
 
 
 def _pending_query(issuer_code: str) -> Any:
-    live = select(PesPiece.invoice_id).where(PesPiece.status != PesPieceStatus.REJECTED)
+    live = select(PesPiece.invoice_id).where(
+        PesPiece.status != PesPieceStatus.REJECTED, col(PesPiece.credit_note_id).is_(None)
+    )
     # queued for (or deposited on) Chorus Pro through its API: that channel sends it, never a titre too
     on_chorus = select(ChorusDeposit.invoice_id).where(col(ChorusDeposit.invoice_id).is_not(None))
     return (
@@ -222,6 +237,183 @@ def _unfit(session: Session, invoice: Invoice) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------------
+# Pending credit notes: annulation-réduction titres
+# --------------------------------------------------------------------------------------------------
+
+SENT_TITRE = (PesPieceStatus.SENT, PesPieceStatus.ACCEPTED)
+
+
+def _pending_annulations_query(issuer_code: str) -> Any:
+    live = select(PesPiece.credit_note_id).where(
+        PesPiece.status != PesPieceStatus.REJECTED, col(PesPiece.credit_note_id).is_not(None)
+    )
+    return (
+        select(CreditNote, PesPiece)
+        .join(PesPiece, col(PesPiece.invoice_id) == col(CreditNote.invoice_id))
+        .where(
+            CreditNote.issuer_code == issuer_code,
+            col(CreditNote.document_sha256).is_not(None),
+            col(PesPiece.credit_note_id).is_(None),  # the invoice's own titre…
+            col(PesPiece.status).in_(SENT_TITRE),  # …sent to Hélios (a rejected one was never integrated)
+            col(CreditNote.id).not_in(live),
+        )
+        .order_by(col(CreditNote.issued_on), col(CreditNote.number))
+    )
+
+
+def pending_credit_notes(session: Session, issuer_code: str) -> list[tuple[CreditNote, PesPiece]]:
+    """The issuer's avoirs waiting to become annulation-réduction titres, each with the titre it cancels:
+    an avoir of an invoice whose titre was sent (or accepted), with no annulation titre that is not
+    rejected (a rejected one goes again)."""
+    return [(note, piece) for note, piece in session.exec(_pending_annulations_query(issuer_code)).all()]
+
+
+def _annulation_unfit(uow: UnitOfWork, note: CreditNote, original: PesPiece) -> str | None:
+    """Why an avoir cannot be an annulation titre of `original` (it waits, or the accountant's hand is
+    needed), or None."""
+    invoice = uow.invoices.get(note.invoice_id)
+    closed = rules.closed_exercice(original.exercice, note.issued_on)
+    if closed:
+        return f"avoir {note.number} (facture {invoice.number}, titre n° {original.number}) : {closed}"
+    try:
+        _reductions(uow, note, invoice)
+    except ValueError as exc:
+        return f"avoir {note.number} (facture {invoice.number}) : {exc}"
+    return None
+
+
+def _reductions(uow: UnitOfWork, note: CreditNote, invoice: Invoice) -> tuple[rules.Reduction, ...]:
+    assert invoice.id is not None and note.id is not None
+    original = _amounts(uow.invoices.lines(invoice.id), invoice.total_vat, invoice.total_ttc)
+    credited = _amounts(uow.credit_notes.lines(note.id), note.total_vat, note.total_ttc)
+    return rules.reductions(original, credited)
+
+
+def _annulation_groups(
+    settings: Settings, issuer_code: str, only: Sequence[int] | None
+) -> tuple[dict[int, list[int]], list[str]]:
+    """The pending avoirs by exercice (that of the titre they cancel), in order; and those left out."""
+    groups: dict[int, list[int]] = {}
+    skipped = []
+    with unit_of_work(settings) as uow:
+        for note, original in pending_credit_notes(uow.session, issuer_code):
+            assert note.id is not None
+            if only is not None and note.invoice_id not in only:
+                continue
+            problem = _annulation_unfit(uow, note, original)
+            if problem:
+                skipped.append(problem)
+                continue
+            groups.setdefault(original.exercice, []).append(note.id)
+    return groups, skipped
+
+
+def _number_annulations(
+    settings: Settings, identity: IssuerIdentity, exercice: int, note_ids: Sequence[int], day: date
+) -> int | None:
+    """Number an annulation-réduction bordereau (TypBord 02, sequence PESA) and its titres (PEST) for those
+    of `note_ids` still pending, in one transaction under the issuer's lock, like `_number`."""
+    header = header_of(identity)
+    with unit_of_work(settings) as uow:
+        _lock_issuer(uow, identity.code)
+        pairs = list(
+            uow.session.exec(
+                _pending_annulations_query(identity.code).where(col(CreditNote.id).in_(list(note_ids)))
+            ).all()
+        )
+        pairs = [(n, o) for n, o in pairs if o.exercice == exercice and not _annulation_unfit(uow, n, o)]
+        if not pairs:
+            return None
+        typ_bord = rules.TYP_BORD_ANNULATION
+        number = next_value(uow.session, identity.code, rules.BORDEREAU_SEQUENCES[typ_bord], exercice)
+        bordereau = PesBordereau(
+            issuer_code=identity.code,
+            exercice=exercice,
+            typ_bord=typ_bord,
+            number=number,
+            kind=rules.ANNULATION_KIND,
+            dated_on=max([day, *(n.issued_on for n, _ in pairs)]),
+            file_name=rules.file_name(header.id_coll, exercice, number, typ_bord),
+            total_ht=ZERO,
+            total_vat=ZERO,
+        )
+        uow.session.add(bordereau)
+        uow.session.flush()
+        assert bordereau.id is not None
+        for note, original in pairs:
+            piece = next_value(uow.session, identity.code, "PEST", exercice)
+            uow.session.add(
+                PesPiece(
+                    bordereau_id=bordereau.id,
+                    invoice_id=note.invoice_id,
+                    credit_note_id=note.id,
+                    original_id=original.id,
+                    issuer_code=identity.code,
+                    exercice=exercice,
+                    number=piece,
+                    asap_id="",  # an annulation titre has no ASAP
+                    pdf_id=rules.pj_id(header.id_coll, exercice, number, piece, "V"),
+                )
+            )
+        audit.record(
+            uow.session,
+            actor="système",
+            action="pes.bordereau_numbered",
+            entity_type="pes_bordereau",
+            entity_id=bordereau.id,
+            details={
+                "issuer": identity.code,
+                "exercice": exercice,
+                "typ_bord": typ_bord,
+                "number": number,
+                "kind": rules.ANNULATION_KIND,
+                "credit_notes": [n.number for n, _ in pairs],
+                "titres": [o.number for _, o in pairs],
+            },
+        )
+        uow.commit()
+        return bordereau.id
+
+
+def _annulation_document(
+    uow: UnitOfWork, settings: Settings, identity: IssuerIdentity, piece: PesPiece, invoice: Invoice
+) -> doc.Piece:
+    """An annulation-réduction titre from the stored rows: its avoir's lines on the lines of the titre it
+    cancels, the avoir's Factur-X PDF as its PJ."""
+    note = uow.session.get(CreditNote, piece.credit_note_id)
+    original = uow.session.get(PesPiece, piece.original_id)
+    if note is None or original is None:
+        raise NotFound(f"titre d'annulation {piece.number} ({piece.exercice}) : avoir ou titre d'origine introuvable")
+    assert note.id is not None
+    by_position = {line.position: line for line in uow.credit_notes.lines(note.id)}
+    lines = []
+    for number, reduction in enumerate(_reductions(uow, note, invoice), start=1):
+        line = _ligne(identity, invoice, by_position[reduction.amount.position], number, reduction.amount)
+        lines.append(replace(line, original_line=reduction.original_line))
+    return doc.Piece(
+        number=piece.number,
+        debtor=_debtor(uow, invoice),
+        lines=tuple(lines),
+        invoice_number=note.number,
+        invoice_date=note.issued_on,
+        subject=(
+            f"Annulation du titre {original.number}/{original.exercice} — avoir {note.number} "
+            f"de la facture {invoice.number}"
+        ),
+        asap_id="",
+        pdf=doc.PJ(
+            piece.pdf_id,
+            f"{note.number}.pdf",
+            None,
+            f"Avoir {note.number} annulant la facture {invoice.number} (Factur-X)",
+            paperwork.load(settings, note.document_sha256 or ""),
+            "application/pdf",
+        ),
+        annulation=doc.Rattachement(original.exercice, original.number),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
 # Export
 # --------------------------------------------------------------------------------------------------
 
@@ -231,7 +423,8 @@ class WrittenBordereau:
     issuer: str
     exercice: int
     number: int
-    kind: str
+    kind: str  # campaign | daily | annulation
+    typ_bord: str  # TypBord: 01 ordinary, 02 annulation-réduction (numbered apart)
     pieces: int
     total_ttc: Decimal
     file_name: str
@@ -243,7 +436,7 @@ class WrittenBordereau:
 class ExportReport:
     issuer: str
     bordereaux: list[WrittenBordereau] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # invoices left waiting, and why
+    skipped: list[str] = field(default_factory=list)  # invoices and credit notes left waiting, and why
     gaps: list[str] = field(default_factory=list)  # what DGFiP's rules need that the settings lack
     schema_version: str | None = None  # the XSD version every file was validated against
 
@@ -275,6 +468,14 @@ def export(
     for (exercice, kind), ids in groups.items():
         for chunk in rules.cut(ids, identity.pes_bordereau_max_pieces):
             bordereau_id = _number(settings, identity, exercice, kind, chunk, day)
+            if bordereau_id is not None:
+                report.bordereaux.append(_write(settings, bordereau_id, drop, schemas, created=True))
+    # after the titres: an avoir whose titre this very export wrote goes at once
+    annulations, skipped = _annulation_groups(settings, identity.code, only)
+    report.skipped += skipped
+    for exercice, note_ids in annulations.items():
+        for chunk in rules.cut(note_ids, identity.pes_bordereau_max_pieces):
+            bordereau_id = _number_annulations(settings, identity, exercice, chunk, day)
             if bordereau_id is not None:
                 report.bordereaux.append(_write(settings, bordereau_id, drop, schemas, created=True))
     return report
@@ -329,10 +530,11 @@ def _number(
         )
         if not invoices:
             return None
-        number = next_value(uow.session, identity.code, "PESB", exercice)
+        number = next_value(uow.session, identity.code, rules.BORDEREAU_SEQUENCES[rules.TYP_BORD_ORDINAIRE], exercice)
         bordereau = PesBordereau(
             issuer_code=identity.code,
             exercice=exercice,
+            typ_bord=rules.TYP_BORD_ORDINAIRE,
             number=number,
             kind=kind,
             dated_on=max([day, *(i.issued_on for i in invoices)]),
@@ -423,13 +625,24 @@ def _pieces(session: Session, bordereau_id: int) -> list[PesPiece]:
     )
 
 
+def _piece_total(session: Session, piece: PesPiece) -> Decimal:
+    """What a titre asks (its invoice's total), or takes off (an annulation: its avoir's total)."""
+    document = (
+        session.get(CreditNote, piece.credit_note_id)
+        if piece.credit_note_id is not None
+        else session.get(Invoice, piece.invoice_id)
+    )
+    return document.total_ttc if document is not None else ZERO
+
+
 def _written(session: Session, bordereau: PesBordereau, pieces: list[PesPiece], *, created: bool) -> WrittenBordereau:
-    total = sum((session.get(Invoice, p.invoice_id).total_ttc for p in pieces), ZERO)  # type: ignore[union-attr]
+    total = sum((_piece_total(session, p) for p in pieces), ZERO)
     return WrittenBordereau(
         issuer=bordereau.issuer_code,
         exercice=bordereau.exercice,
         number=bordereau.number,
         kind=bordereau.kind,
+        typ_bord=bordereau.typ_bord,
         pieces=len(pieces),
         total_ttc=total,
         file_name=bordereau.file_name,
@@ -446,20 +659,64 @@ def bordereau_document(
     for piece in pieces:
         invoice = uow.invoices.get(piece.invoice_id)
         assert invoice.id is not None
-        built.append(_piece_document(uow, settings, identity, bordereau, piece, invoice))
+        if piece.credit_note_id is not None:
+            built.append(_annulation_document(uow, settings, identity, piece, invoice))
+        else:
+            built.append(_piece_document(uow, settings, identity, bordereau, piece, invoice))
     cumulative = None
     if identity.pes_dematerialised:
         earlier = uow.session.exec(
             select(PesBordereau).where(
                 PesBordereau.issuer_code == bordereau.issuer_code,
                 PesBordereau.exercice == bordereau.exercice,
+                PesBordereau.typ_bord == bordereau.typ_bord,
                 PesBordereau.number < bordereau.number,
                 PesBordereau.status != PesBordereauStatus.REJECTED,
             )
         ).all()
         current = sum((p.ht for p in built), ZERO)
         cumulative = sum((b.total_ht for b in earlier), ZERO) + current
-    return doc.Bordereau(bordereau.exercice, bordereau.number, bordereau.dated_on, tuple(built), cumulative)
+    return doc.Bordereau(
+        bordereau.exercice, bordereau.number, bordereau.dated_on, tuple(built), cumulative, bordereau.typ_bord
+    )
+
+
+def _amounts(lines: Sequence[DocumentLineBase], vat: Decimal, ttc: Decimal) -> tuple[rules.TitreAmount, ...]:
+    return rules.titre_amounts(
+        [rules.AmountLine(li.position, li.total_ht, Decimal(li.vat_rate), li.total_ttc) for li in lines], vat, ttc
+    )
+
+
+def _debtor(uow: UnitOfWork, invoice: Invoice) -> doc.Tiers:
+    collectivity = uow.collectivities.get(invoice.collectivity_id)
+    return doc.Tiers(
+        siret=invoice.buyer_siret or "",
+        name=collectivity.name,
+        category=rules.debtor_category(collectivity.kind, collectivity.name),
+        nat_jur=rules.NAT_JUR_PUBLIC,
+        address=doc.Address(
+            collectivity.address or "Mairie", collectivity.postcode, collectivity.city or collectivity.name
+        ),
+        reference=collectivity.siren,
+    )
+
+
+def _ligne(
+    identity: IssuerIdentity, invoice: Invoice, line: DocumentLineBase, number: int, amount: rules.TitreAmount
+) -> doc.Ligne:
+    product, nature, fonction = imputation_of(identity, line.item_code)
+    return doc.Ligne(
+        number=number,
+        label=_line_label(line),
+        product_code=product,
+        nature=nature,
+        fonction=fonction,
+        rate=amount.rate,
+        ht=amount.ht,
+        vat=amount.vat,
+        start=line.period_start or invoice.delivery_date,
+        end=line.period_end or line.period_start or invoice.delivery_date,
+    )
 
 
 def _piece_document(
@@ -472,46 +729,18 @@ def _piece_document(
 ) -> doc.Piece:
     assert invoice.id is not None
     lines = uow.invoices.lines(invoice.id)
-    amounts = rules.titre_amounts(
-        [rules.AmountLine(li.position, li.total_ht, Decimal(li.vat_rate), li.total_ttc) for li in lines],
-        invoice.total_vat,
-        invoice.total_ttc,
-    )
+    amounts = _amounts(lines, invoice.total_vat, invoice.total_ttc)
     by_position = {line.position: line for line in lines}
-    titre_lines = []
-    for number, amount in enumerate(amounts, start=1):
-        line = by_position[amount.position]
-        product, nature, fonction = imputation_of(identity, line.item_code)
-        titre_lines.append(
-            doc.Ligne(
-                number=number,
-                label=_line_label(line),
-                product_code=product,
-                nature=nature,
-                fonction=fonction,
-                rate=amount.rate,
-                ht=amount.ht,
-                vat=amount.vat,
-                start=line.period_start or invoice.delivery_date,
-                end=line.period_end or line.period_start or invoice.delivery_date,
-            )
-        )
-    collectivity = uow.collectivities.get(invoice.collectivity_id)
+    titre_lines = [
+        _ligne(identity, invoice, by_position[amount.position], number, amount)
+        for number, amount in enumerate(amounts, start=1)
+    ]
     header = header_of(identity)
     pdf = paperwork.load(settings, invoice.document_sha256 or "")
     total = sum((a.ttc for a in amounts), ZERO)
     return doc.Piece(
         number=piece.number,
-        debtor=doc.Tiers(
-            siret=invoice.buyer_siret or "",
-            name=collectivity.name,
-            category=rules.debtor_category(collectivity.kind, collectivity.name),
-            nat_jur=rules.NAT_JUR_PUBLIC,
-            address=doc.Address(
-                collectivity.address or "Mairie", collectivity.postcode, collectivity.city or collectivity.name
-            ),
-            reference=collectivity.siren,
-        ),
+        debtor=_debtor(uow, invoice),
         lines=tuple(titre_lines),
         invoice_number=invoice.number,
         invoice_date=invoice.issued_on,
@@ -537,7 +766,7 @@ def _piece_document(
     )
 
 
-def _line_label(line: InvoiceLine) -> str:
+def _line_label(line: DocumentLineBase) -> str:
     quantity = f" × {line.quantity}" if line.quantity != 1 else ""
     return f"{line.label}{quantity}"
 
@@ -556,7 +785,7 @@ class AcquitReport:
     reasons: dict[int, list[str]] = field(default_factory=dict)  # bordereau number → reasons
     pj_rejected: list[str] = field(default_factory=list)  # "IdUnique : reason"
     unknown: list[str] = field(default_factory=list)  # elements naming nothing we sent
-    resend: list[str] = field(default_factory=list)  # invoices to go in a new bordereau
+    resend: list[str] = field(default_factory=list)  # invoices (and avoirs) to go in a new bordereau
 
 
 def _issuer_of_acquit(settings: Settings, acquit: doc.Acquit) -> IssuerIdentity:
@@ -638,16 +867,21 @@ def _describe(element: doc.AcquitElement) -> str:
 def _acquitted_bordereau(
     session: Session, issuer_code: str, acquit: doc.Acquit, element: doc.AcquitElement
 ) -> PesBordereau | None:
+    # the bordereau of the acquitted file (NomFic, with or without its extension)
+    names = {acquit.file_name, f"{acquit.file_name.removesuffix('.xml')}.xml"}
     if element.bordereau is not None:
         query = select(PesBordereau).where(
             PesBordereau.issuer_code == issuer_code, PesBordereau.number == element.bordereau
         )
         if element.exercice is not None:
             query = query.where(PesBordereau.exercice == element.exercice)
-        return session.exec(query).first()
-    # a whole file refused (technical domain, signature…): the bordereau of that file (NomFic, with or
-    # without its extension)
-    names = {acquit.file_name, f"{acquit.file_name.removesuffix('.xml')}.xml"}
+        found = list(session.exec(query).all())
+        if len(found) > 1:
+            # an ordinary and an annulation bordereau share the number (each type has its own sequence):
+            # the acquitted file tells which; when it does not, nothing is guessed (reported unknown)
+            found = [b for b in found if b.file_name in names]
+        return found[0] if len(found) == 1 else None
+    # a whole file refused (technical domain, signature…): the bordereau of that file
     return session.exec(
         select(PesBordereau).where(PesBordereau.issuer_code == issuer_code, col(PesBordereau.file_name).in_(names))
     ).first()
@@ -675,9 +909,13 @@ def _settle(
         move(piece, PesPieceStatus.ACCEPTED if element.accepted else PesPieceStatus.REJECTED)
         if not element.accepted:
             piece.errors = piece_errors.get(piece.number, [])
-            invoice = session.get(Invoice, piece.invoice_id)
-            if invoice is not None:
-                report.resend.append(invoice.number)
+            document = (
+                session.get(CreditNote, piece.credit_note_id)
+                if piece.credit_note_id is not None
+                else session.get(Invoice, piece.invoice_id)
+            )
+            if document is not None:
+                report.resend.append(document.number)
         session.add(piece)
     return True
 
@@ -712,9 +950,11 @@ def _tell_operators(
             continue
         invoice = uow.invoices.get(piece.invoice_id)
         collectivity = uow.collectivities.get(invoice.collectivity_id)
+        note = uow.session.get(CreditNote, piece.credit_note_id) if piece.credit_note_id is not None else None
         titres.append(
             {
                 "invoice_number": invoice.number,
+                "credit_note_number": note.number if note is not None else None,
                 "collectivity_name": collectivity.name,
                 "piece_number": piece.number,
                 "reasons": list(piece.errors),
@@ -729,16 +969,22 @@ def _tell_operators(
             "issuer_code": identity.code,
             "exercice": bordereau.exercice,
             "bordereau_number": bordereau.number,
+            "annulation": bordereau.typ_bord == rules.TYP_BORD_ANNULATION,
             "file_name": bordereau.file_name,
             "bordereau_rejected": rejected,
             "reasons": list(bordereau.errors) if rejected else [],
             "titres": titres,
         },
         to=[settings.operators_email],
-        dedup_key=f"pes-{'rejet' if rejected else 'pj'}:{identity.code}:{bordereau.exercice}:{bordereau.number}"
+        dedup_key=f"pes-{'rejet' if rejected else 'pj'}:{identity.code}:{bordereau.exercice}:{_typed(bordereau)}"
         + ("" if rejected else ":" + hashlib.sha256(repr(titres).encode()).hexdigest()[:16]),
         related=("pes_bordereau", bordereau.id),
     )
+
+
+def _typed(bordereau: PesBordereau) -> str:
+    """A bordereau's number, told apart from the other type's same number (`AR3` for annulation 3)."""
+    return f"AR{bordereau.number}" if bordereau.typ_bord == rules.TYP_BORD_ANNULATION else str(bordereau.number)
 
 
 def acquit_inbox(settings: Settings, identity: IssuerIdentity) -> Inbox:
@@ -778,13 +1024,21 @@ def import_acquit_folder(settings: Settings, inboxes: dict[str, Inbox] | None = 
 
 def invoice_state(session: Session, invoice: Invoice, channel: str | None) -> dict[str, Any] | None:
     """`{bordereau, piece, state}` of an invoice's latest titre; `pending` (no numbers) for an invoice of an
-    issuer on pes_asap not sent yet; None when the invoice has nothing to do with PES."""
-    piece = session.exec(
-        select(PesPiece).where(PesPiece.invoice_id == invoice.id).order_by(col(PesPiece.id).desc())
-    ).first()
+    issuer on pes_asap not sent yet; None when the invoice has nothing to do with PES. When an avoir of it
+    became an annulation-réduction titre, `annulation` says the same of the latest one."""
+    latest = select(PesPiece).where(PesPiece.invoice_id == invoice.id).order_by(col(PesPiece.id).desc())
+    piece = session.exec(latest.where(col(PesPiece.credit_note_id).is_(None))).first()
     if piece is not None:
-        bordereau = session.get(PesBordereau, piece.bordereau_id)
-        return {"bordereau": bordereau.number if bordereau else None, "piece": piece.number, "state": str(piece.status)}
+        state = _piece_state(session, piece)
+        annulation = session.exec(latest.where(col(PesPiece.credit_note_id).is_not(None))).first()
+        if annulation is not None:
+            state["annulation"] = _piece_state(session, annulation)
+        return state
     if channel == CHANNEL and invoice.sent_channel is None and invoice.status in TITRE_STATUSES:
         return {"bordereau": None, "piece": None, "state": "pending"}
     return None
+
+
+def _piece_state(session: Session, piece: PesPiece) -> dict[str, Any]:
+    bordereau = session.get(PesBordereau, piece.bordereau_id)
+    return {"bordereau": bordereau.number if bordereau else None, "piece": piece.number, "state": str(piece.status)}

@@ -116,3 +116,28 @@ def test_errors_are_plain_french(env: dict[str, str]) -> None:
     result = run(env, "pes", "acquit", "/nonexistent/ACK.xml")
     assert result.exit_code == 2 and "introuvable" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_an_avoir_leaves_as_an_annulation_and_a_closed_exercice_is_told(env: dict[str, str]) -> None:
+    from sqlmodel import select
+
+    from mairie.database import unit_of_work
+    from models.entities import Invoice
+
+    assert run(env, "pes", "export", "CDG62", "--date", "2027-01-15").exit_code == 0
+    with unit_of_work(get_settings()) as uow:
+        numbers = {
+            i.kind: i.number
+            for i in uow.session.exec(select(Invoice).where(Invoice.issuer_code == "CDG62").order_by(Invoice.number))
+        }
+    for number in (numbers["renewal"], numbers["first"]):
+        credited = run(env, "invoices", "credit", number, "--reason", "Erreur de facturation", "--date", "2027-01-20")
+        assert credited.exit_code == 0, credited.output
+    result = run(env, "pes", "export", "CDG62", "--date", "2027-01-20")
+    assert result.exit_code == 0, result.output
+    [path] = result.stdout.split()
+    assert path.endswith("_2027_AR0000001.xml")
+    assert "Dont 1 bordereau(x) d'annulation-réduction (n° 1/2027, numérotés à part)" in result.stderr
+    assert "En attente :" in result.stderr and "exercice clos 2026" in result.stderr
+    listed = json.loads(run(env, "pes", "export", "CDG62", "--json").stdout)
+    assert listed["bordereaux"] == [] and any("mandat" in s for s in listed["skipped"])

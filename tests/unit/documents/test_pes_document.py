@@ -191,3 +191,77 @@ def test_what_is_not_an_acquit_is_refused() -> None:
     broken = ACQUIT.format(ns=doc.NS_ACQUIT).replace('<IdVer V="2"/>', "").encode()
     with pytest.raises(doc.PesInvalid, match="schéma"):
         doc.parse_acquit(broken, doc.PesSchemas(require_schema()))
+
+
+def annulation(number: int, original: int, lines: tuple[tuple[int, Decimal, Decimal], ...]) -> doc.Piece:
+    """An annulation-réduction titre of titre `original`: (original line, ht, vat) per line."""
+    avoir = f"CDG62-AVO-2027-{number:05d}"
+    base = piece(number, D("0.20"), D("1"), D("0"))
+    return doc.Piece(
+        number=number,
+        debtor=base.debtor,
+        lines=tuple(
+            doc.Ligne(
+                i,
+                "Accompagnement et mise en service",
+                "PMC",
+                "706",
+                D("0.20") if vat else D("0"),
+                ht,
+                vat,
+                date(2027, 1, 1),
+                date(2027, 12, 31),
+                original_line=line,
+            )
+            for i, (line, ht, vat) in enumerate(lines, start=1)
+        ),
+        invoice_number=avoir,
+        invoice_date=date(2027, 1, 20),
+        subject=f"Annulation du titre {original}/2027 — avoir {avoir}",
+        asap_id="",
+        pdf=doc.PJ(pj_id(HEADER.id_coll, 2027, 1, number, "V"), f"{avoir}.pdf", None, "Avoir", PDF, "application/pdf"),
+        annulation=doc.Rattachement(2027, original),
+    )
+
+
+def test_an_annulation_bordereau_validates_with_its_rattachements_and_no_asap() -> None:
+    schemas = doc.PesSchemas(require_schema())
+    built = doc.Bordereau(
+        2027,
+        1,
+        date(2027, 1, 20),
+        (annulation(7, 2, ((1, D("100.00"), D("20.00")), (3, D("12.50"), D("0")))),),
+        typ_bord="02",
+    )
+    xml = doc.build_pes_aller(HEADER, built, issuer(), "PESALR1_28620062100022_2027_AR0000001.xml", schemas)
+    root = etree.fromstring(xml)
+    assert root.find("PES_RecetteAller/Bordereau/BlocBordereau/TypBord").get("V") == "02"
+    assert root.find("PES_RecetteAller/Bordereau/BlocBordereau/MtBordTVA").get("V") == "20.00"
+    block = root.find("PES_RecetteAller/Bordereau/Piece/BlocPiece")
+    assert (block.find("TypPce").get("V"), block.find("NatPce").get("V")) == ("02", "06")
+    assert block.find("Edition") is None and block.find("NumeroFacture") is None
+    [ref] = block.findall("PJRef")
+    assert ref.find("TypePJ") is None
+    attached = [
+        tuple(r.find(t).get("V") for t in ("NatPceOrig", "ExerRat", "IdPceOrig", "IdLigneOrig"))
+        for r in root.iterfind("PES_RecetteAller/Bordereau/Piece/LigneDePiece/BlocLignePiece/RattachPiece")
+    ]
+    assert attached == [("01", "2027", "2", "1"), ("01", "2027", "2", "3")]
+    assert doc.pj_contents(xml) == {ref.find("IdUnique").get("V"): PDF}  # the avoir only: no ASAP
+    pj = root.find("PES_PJ/PJ")
+    assert pj.find("TypePJ") is None
+
+
+def test_ordinary_and_annulation_titres_never_share_a_bordereau() -> None:
+    mixed = doc.Bordereau(
+        2027, 1, date(2027, 1, 20), (piece(1, D("0"), D("50.00"), D("0")), annulation(2, 1, ((1, D("50"), D("0")),)))
+    )
+    with pytest.raises(ValueError, match="annulation"):
+        doc.build_pes_aller(HEADER, mixed, issuer(), "x.xml")
+    with pytest.raises(ValueError, match="ExerRat"):
+        doc.build_pes_aller(
+            HEADER,
+            doc.Bordereau(2028, 1, date(2028, 1, 5), (annulation(2, 1, ((1, D("50"), D("0")),)),), typ_bord="02"),
+            issuer(),
+            "x.xml",
+        )
