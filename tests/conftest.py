@@ -170,4 +170,14 @@ def prefect_harness() -> Iterator[None]:
         prefect_test_harness(server_startup_timeout=60),
     ):
         yield
+        drain_prefect_events()  # the harness's own drain has no time limit
+
+
+def drain_prefect_events(timeout: float = 30) -> None:
+    """Flush and stop Prefect's events workers, waiting at most `timeout` seconds. Each worker is bound to the
+    API it was started for: one left behind by a test whose server has stopped would make a later unbounded
+    drain (the test harness's teardown) wait forever. Call it while the server still runs."""
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=timeout, at_exit=False)
 

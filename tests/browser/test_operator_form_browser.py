@@ -31,7 +31,7 @@ from mairie.settings import Settings, get_settings
 from models.entities import CreditNote, Invoice
 from notifications.mailserver import LoopbackMailServer
 from tests.browser.test_approval_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _require_chromium
-from tests.conftest import make_settings
+from tests.conftest import drain_prefect_events, make_settings
 
 pytestmark = pytest.mark.browser
 
@@ -75,6 +75,7 @@ def prefect_server(tmp_path: Path) -> Iterator[str]:
             pytest.fail("the Prefect server did not start")
         yield url
     finally:
+        drain_prefect_events()  # the events of the runs sent to this server, before it stops
         server.terminate()
         try:
             server.wait(20)
