@@ -467,6 +467,11 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("mairie-connectee", appauthor=False)))
     database_url: str | None = None  # default: SQLite file in data_dir
+    # Where the documents' bytes live (PDFs, order files, PES files): "database" (default) in the table
+    # documentblob of the database above — PostgreSQL bytea, SQLite BLOB —, committed with the rows that point
+    # to them and reachable from every machine that reaches the database; "files" under documents_dir, on
+    # this machine only. A database store still reads a document it lacks from documents_dir, if there.
+    document_store: Literal["database", "files"] = "database"
     documents_dir: Path | None = None  # default: data_dir / "documents"
     deposit_dir: Path | None = None  # default: data_dir / "depot" (Chorus Pro / PES files per issuer)
     # DGFiP's PES V2 XSD of the version the issuers' Hélios accepts (the folder holding PES_V2/, kept outside
