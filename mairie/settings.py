@@ -506,6 +506,8 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     smtp_timeout: float = 15.0
+    # The outbox sends this many messages over one SMTP connection at most, then opens a new one.
+    smtp_batch_size: int = Field(default=50, ge=1, le=1000)
     mail_from: str = "Mairie Connectée <noreply@mairie-connectee.example>"
     operators_email: str = "operateurs@mairie-connectee.example"
     mail_dir: Path | None = None  # default: data_dir / "mail" (the loopback server's folder)
