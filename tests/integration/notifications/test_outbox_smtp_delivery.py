@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from models.db import UnitOfWork
 from models.types import utcnow
 from notifications.mailserver import FaultInjection, LoopbackMailServer
 from notifications.outbox import DispatchReport, dispatch_due, undelivered
-from notifications.smtp import SmtpConfig, SmtpSender
+from notifications.smtp import SmtpConfig, SmtpSender, SmtpSession
 
 MAYOR = "maire@henin-beaumont.example"
 
@@ -202,3 +203,54 @@ async def test_two_dispatchers_in_one_event_loop_deliver_each_message_once(
     )
     assert sorted(first.sent + second.sent) == sorted(r.id for r in rows)
     assert sorted(m.message_id for m in mail_server.messages()) == sorted(r.message_id for r in rows)
+
+
+class CountingSender(SmtpSender):
+    """The real sender, keeping the sessions it opened (to count their connections)."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        super().__init__(config)
+        self.sessions: list[SmtpSession] = []
+
+    def session(self) -> SmtpSession:
+        self.sessions.append(super().session())
+        return self.sessions[-1]
+
+
+async def test_a_batch_shares_one_connection_up_to_the_batch_size(
+    engine: Engine, mail_server: LoopbackMailServer
+) -> None:
+    rows = [queue(engine, f"task:{n}") for n in range(12)]
+    sender = CountingSender(replace(mail_server.smtp_config(timeout=5), batch_size=5))
+    report = await dispatch_due(engine, sender, lambda sha: b"")
+    assert sorted(report.sent) == sorted(r.id for r in rows)
+    assert [s.connections for s in sender.sessions] == [3]  # 5 + 5 + 2
+    received = mail_server.messages()
+    assert sorted(m.message_id for m in received) == sorted(r.message_id for r in rows)  # one Message-ID each
+    assert len({m.message_id for m in received}) == 12
+
+
+async def test_a_failure_drops_the_connection_and_the_rest_of_the_batch_goes_on(engine: Engine, tmp_path: Path) -> None:
+    t0 = utcnow()
+    rows = [queue(engine, f"task:{n}", now=t0) for n in range(4)]
+    faults = FaultInjection("drop", fail_first=1)
+    async with LoopbackMailServer(tmp_path / "mail", faults=faults) as server:
+        sender = CountingSender(server.smtp_config(timeout=5))
+        report = await dispatch_due(engine, sender, lambda sha: b"", now=t0)
+        assert report.retried == [rows[0].id] and report.sent == [r.id for r in rows[1:]]
+        assert sender.sessions[0].connections == 2  # reconnected once, after the drop
+        failed = reload(engine, rows[0].id)
+        assert (failed.status, failed.attempts) == ("pending", 1) and "interrompue" in (failed.last_error or "")
+        later = await dispatch_due(engine, sender, lambda sha: b"", now=t0 + timedelta(seconds=30))
+        assert later.sent == [rows[0].id]
+        assert sorted(m.message_id for m in server.messages()) == sorted(r.message_id for r in rows)
+
+
+async def test_a_refused_message_costs_only_itself(engine: Engine, tmp_path: Path) -> None:
+    faults = FaultInjection(refuse_recipients=frozenset({MAYOR}))
+    refused = queue(engine, "task:refused", to=(MAYOR,))
+    others = [queue(engine, f"task:{n}") for n in range(3)]
+    async with LoopbackMailServer(tmp_path / "mail", faults=faults) as server:
+        report = await dispatch_due(engine, _sender(server), lambda sha: b"")
+        assert report.undelivered == [refused.id] and report.sent == [r.id for r in others]
+        assert len(server.messages()) == 3
