@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import update
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from documents.store import DocumentStore, StoreError
 from mairie.adapters.document_store import BLOB, DatabaseStore
@@ -186,4 +186,42 @@ def test_an_email_queued_on_one_machine_is_sent_by_another(settings: Settings, t
     assert report.sent and received.message_id == message_id
     [part] = list(received.message().iter_attachments())
     assert part.get_filename() == "Devis LFN-DEV-2026-00007.pdf" and part.get_content() == PDF
+    assert not (tmp_path / "A" / "documents").exists() and not (tmp_path / "B" / "documents").exists()
+
+
+def test_a_campaign_issued_on_one_machine_is_filed_and_emailed_by_another(tmp_path: Path) -> None:
+    """The real campaign on machine A (SQLite file shared as "the database"); machine B, with its own data
+    folder, files every invoice in its deposit folder and sends every email, PDFs read from the database."""
+    from bench._seed import seed_live
+    from mairie.services import renewal
+    from mairie.services.channels.folder import file_deposits
+    from mairie.services.setup import initialise
+    from models.entities import Invoice
+
+    url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    machine_a = make_settings(tmp_path / "A", url, data_dir=tmp_path / "A")
+    initialise(machine_a)
+    seed_live(machine_a, 3, year=2026)
+    issued = renewal.issue(machine_a, 2027).issued
+    assert len(issued) == 6
+    ids = [i.id for i in issued]
+    with unit_of_work(machine_a) as uow:  # as if machine A had stopped before filing them
+        for invoice in uow.session.exec(select(Invoice).where(col(Invoice.id).in_(ids))):
+            invoice.deposited_path = None
+            uow.session.add(invoice)
+        uow.commit()
+    with LoopbackMailServer(tmp_path / "mail") as server:
+        machine_b = make_settings(tmp_path / "B", url, data_dir=tmp_path / "B", smtp_port=server.port)
+        filed = file_deposits(machine_b)
+        report = mail.dispatch(machine_b)
+        received = server.messages()
+    assert sorted(filed) == sorted(i.number for i in issued)
+    with unit_of_work(machine_b) as uow:
+        for invoice in uow.session.exec(select(Invoice).where(col(Invoice.id).in_(ids))):
+            deposited = Path(invoice.deposited_path or "")
+            assert deposited.is_relative_to(tmp_path / "B")
+            assert deposited.read_bytes() == paperwork.load(machine_b, invoice.document_sha256 or "")
+    assert len(report.sent) == len(received) >= 6  # the campaign's emails, each with its invoice
+    pdfs = {p.get_content() for m in received for p in m.message().iter_attachments()}
+    assert {paperwork.load(machine_a, i.sha256) for i in issued} <= pdfs
     assert not (tmp_path / "A" / "documents").exists() and not (tmp_path / "B" / "documents").exists()
