@@ -224,13 +224,11 @@ class SmtpSession:
         try:
             smtp = await self._connection()
             refused, reply = await run(smtp)
-        except (TimeoutError, aiosmtplib.SMTPException, OSError, ValueError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             self._drop()
-            if isinstance(exc, ValueError):  # an address aiosmtplib refuses to put on a command line
-                raise PermanentFailure(f"adresse refusée : {exc}") from exc
             raise classify(exc) from exc
         except BaseException:
-            self._drop()  # cancelled mid-transaction: the connection's state is unknown
+            self._drop()  # cancelled, or anything unexpected, mid-transaction: the connection's state is unknown
             raise
         self._sent += 1
         return _answer(refused, reply)

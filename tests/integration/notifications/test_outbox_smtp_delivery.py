@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import socket
 import threading
 from dataclasses import replace
 from datetime import timedelta
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
+from typing import Any
 
+from aiosmtpd.controller import Controller
 from notification_test_support import AttachmentStore, queue, reload
 from sqlalchemy.engine import Engine
 
@@ -254,3 +260,49 @@ async def test_a_refused_message_costs_only_itself(engine: Engine, tmp_path: Pat
         report = await dispatch_due(engine, _sender(server), lambda sha: b"")
         assert report.undelivered == [refused.id] and report.sent == [r.id for r in others]
         assert len(server.messages()) == 3
+
+
+async def test_a_session_sends_messages_one_after_the_other_on_one_connection(mail_server: LoopbackMailServer) -> None:
+    messages = []
+    for n in range(3):
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "a@b.example", MAYOR, f"Essai n° {n}"
+        message.set_content("Déjà envoyé ?")
+        messages.append(message)
+    async with _sender(mail_server).session() as session:
+        answers = [await session.send(m) for m in messages]
+        assert session.connections == 1
+    assert all(a.startswith("250") for a in answers)
+    assert sorted(m.subject for m in mail_server.messages()) == ["Essai n° 0", "Essai n° 1", "Essai n° 2"]
+
+
+async def test_a_relay_without_8bitmime_gets_the_message_recoded(engine: Engine, store: AttachmentStore) -> None:
+    """aiosmtpd with decode_data=True does not offer 8BITMIME: the prepared 8-bit bytes are not sent as they
+    are; the message is rebuilt (to_mime) and recoded to 7 bits by aiosmtplib."""
+    received: list[bytes] = []
+
+    class Keep:
+        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+            received.append(envelope.original_content)
+            return "250 OK"
+
+    attachment = store.put(b"%PDF-1.7 facture", "Facture n° 7.pdf")
+    row = queue(engine, "task:8bit", name="quotes_to_signatory", attachments=(attachment,), to=(MAYOR,))
+    with socket.socket() as probe:  # a free port (aiosmtpd's controller cannot start on port 0)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Keep(), hostname="127.0.0.1", port=port, decode_data=True, ready_timeout=10)
+    await asyncio.to_thread(controller.start)
+    try:
+        report = await dispatch_due(engine, SmtpSender(SmtpConfig(port=port, timeout=5)), store.load)
+    finally:
+        await asyncio.to_thread(controller.stop)
+    assert report.sent == [row.id]
+    [data] = received
+    assert data.isascii()  # nothing 8-bit reached a relay that did not accept it
+    message = BytesParser(policy=policy.default).parsebytes(data)
+    assert message["Message-ID"] == row.message_id
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None and "Hénin-Beaumont" in body.get_content()
+    [part] = list(message.iter_attachments())
+    assert part.get_filename() == "Facture n° 7.pdf" and part.get_content() == b"%PDF-1.7 facture"
