@@ -1,4 +1,8 @@
-"""A content-addressed document store on the file system: immutable, idempotent, crash-safe.
+"""Content-addressed document stores: immutable, idempotent, checked on read. `ContentStore` is what the
+service layer uses (`mairie.services.paperwork.keep/load`); `DocumentStore` keeps files in a folder, and
+`mairie.adapters.document_store.DatabaseStore` keeps the bytes in the database (`MAIRIE_DOCUMENT_STORE`).
+
+The file store:
 
 A file lives at `<root>/<sha[:2]>/<sha><suffix>`, its name being the SHA-256 of its bytes. It is
 written to a temporary file in the same folder, flushed to disk, then linked into place: a reader
@@ -14,6 +18,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 _SUFFIX = re.compile(r"^\.[a-z0-9]{1,10}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -25,15 +30,30 @@ class StoreError(Exception):
 
 @dataclass(frozen=True)
 class StoredFile:
-    """Where a content was stored and what it is."""
+    """Where a content was stored and what it is (`path` is None when the store is not a folder)."""
 
     sha256: str
-    path: Path
+    path: Path | None
     size: int
 
 
+class ContentStore(Protocol):
+    """Bytes kept under their SHA-256: a second put of the same bytes changes nothing; a get checks them."""
+
+    def put(self, content: bytes, suffix: str = ".pdf", *, transaction: object | None = None) -> StoredFile:
+        """Store bytes once. `transaction` is the caller's open SQLAlchemy session: a store that can write
+        in it does (the bytes then commit, or roll back, with the rows that point to them)."""
+        ...
+
+    def get(self, sha256: str, suffix: str | None = None) -> bytes:
+        """The bytes stored under a hash, checked against it (`StoreError` if absent or altered)."""
+        ...
+
+    def __contains__(self, sha256: str) -> bool: ...
+
+
 class DocumentStore:
-    """Files named by their SHA-256 under one root folder."""
+    """Files named by their SHA-256 under one root folder (`MAIRIE_DOCUMENT_STORE=files`)."""
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
@@ -44,8 +64,11 @@ class DocumentStore:
         _check_suffix(suffix)
         return self.root / sha256[:2] / f"{sha256}{suffix}"
 
-    def put(self, content: bytes, suffix: str = ".pdf") -> StoredFile:
-        """Store bytes once; putting the same bytes again returns the same entry and writes nothing."""
+    def put(self, content: bytes, suffix: str = ".pdf", *, transaction: object | None = None) -> StoredFile:
+        """Store bytes once; putting the same bytes again returns the same entry and writes nothing.
+
+        A folder has no transaction: the file is written at once, whatever `transaction` is. If the caller
+        then rolls back, the file stays unreferenced (harmless: same name, same bytes next time)."""
         sha = hashlib.sha256(content).hexdigest()
         target = self.path_for(sha, suffix)
         if not target.exists():
@@ -116,6 +139,16 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def check_sha(sha256: str) -> None:
+    """Refuse anything but 64 lowercase hexadecimal digits (`StoreError`)."""
+    _check_sha(sha256)
+
+
+def check_suffix(suffix: str) -> None:
+    """Refuse a file extension that is not short, lowercase and alphanumeric (`StoreError`)."""
+    _check_suffix(suffix)
 
 
 def _check_sha(sha256: str) -> None:

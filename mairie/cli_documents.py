@@ -22,13 +22,15 @@ from documents import render_avoir, render_convention, render_devis, render_fact
 from documents.data import Issuer
 from documents.samples import sample_avoir, sample_convention, sample_devis, sample_facture
 from documents.seal import SealReport, verify
+from documents.store import StoreError
 from mairie.services.sealing import dev_trust_root
 from mairie.settings import get_settings
 from mairie.terminal import SafeConsole
-from models.errors import DomainError
+from models.errors import DomainError, StorageUnavailable
 
 documents_app = typer.Typer(
-    help="Documents PDF : devis, convention, factures et avoirs ; vérification de leur cachet.", no_args_is_help=True
+    help="Documents PDF : devis, convention, factures et avoirs ; vérification de leur cachet ; magasin des documents.",
+    no_args_is_help=True,
 )
 SAMPLE_KINDS = ("devis", "convention", "facture", "avoir")
 
@@ -192,3 +194,56 @@ def _json_default(value: object) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(type(value).__name__)
+
+
+@documents_app.command("copy-to-database")
+def copy_to_database_command(
+    folder: Path | None = typer.Option(
+        None, "--dossier", help="Le dossier des documents (par défaut : MAIRIE_DOCUMENTS_DIR).", show_default=False
+    ),
+) -> None:
+    """Copie dans la base (table documentblob) les documents d'un dossier de fichiers, chacun vérifié par
+    son empreinte SHA-256 : pour passer de MAIRIE_DOCUMENT_STORE=files à database. Relancer ne change rien ;
+    le dossier reste tel quel (à supprimer une fois la copie vérifiée)."""
+    from mairie.database import migrate
+    from mairie.services.paperwork import copy_files_to_database
+
+    settings = get_settings()
+    source = folder or settings.documents_path
+    if not source.is_dir():
+        _fail(f"dossier introuvable : « {source} »")
+    try:
+        migrate(settings)
+        report = copy_files_to_database(settings, source)
+    except (StoreError, StorageUnavailable) as exc:
+        _fail(str(exc))
+    out.print(
+        f"{len(report.copied)} document(s) copié(s) dans la base, {len(report.present)} déjà présent(s), "
+        f"{len(report.refused)} refusé(s) — depuis {source}",
+        highlight=False,
+    )
+    for sha, reason in report.refused:
+        out.print(f"  [red]refusé {sha[:12]}… : {reason}[/]", highlight=False)
+    raise typer.Exit(1 if report.refused else 0)
+
+
+@documents_app.command("extract")
+def extract_command(
+    sha256: str = typer.Argument(..., help="L'empreinte SHA-256 du document (64 caractères).", show_default=False),
+    out_file: Path = typer.Option(..., "--out", "-o", help="Le fichier à écrire.", show_default=False),
+) -> None:
+    """Écrit dans un fichier un document du magasin configuré (base ou dossier), vérifié par son empreinte :
+    par exemple pour `mairie documents verify` d'une facture émise."""
+    from mairie.services.paperwork import load
+
+    if not out_file.parent.is_dir() or out_file.is_dir():
+        _fail(f"« {out_file} » : le dossier n'existe pas, ou c'est un dossier")
+    try:
+        content = load(get_settings(), sha256.strip().lower())
+    except (StoreError, StorageUnavailable) as exc:
+        _fail(str(exc))
+    try:
+        out_file.write_bytes(content)
+    except OSError as exc:
+        _fail(f"écriture impossible de « {out_file} » : {exc.strerror or exc}")
+    out.print(f"document {sha256[:12]}… écrit dans {out_file} ({len(content) / 1024:.0f} Ko)", highlight=False)

@@ -481,6 +481,11 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("mairie-connectee", appauthor=False)))
     database_url: str | None = None  # default: SQLite file in data_dir
+    # Where the documents' bytes live (PDFs, order files, PES files): "database" (default) in the table
+    # documentblob of the database above — PostgreSQL bytea, SQLite BLOB —, committed with the rows that point
+    # to them and reachable from every machine that reaches the database; "files" under documents_dir, on
+    # this machine only. A database store still reads a document it lacks from documents_dir, if there.
+    document_store: Literal["database", "files"] = "database"
     documents_dir: Path | None = None  # default: data_dir / "documents"
     deposit_dir: Path | None = None  # default: data_dir / "depot" (Chorus Pro / PES files per issuer)
     # DGFiP's PES V2 XSD of the version the issuers' Hélios accepts (the folder holding PES_V2/, kept outside
@@ -515,6 +520,8 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     smtp_timeout: float = 15.0
+    # The outbox sends this many messages over one SMTP connection at most, then opens a new one.
+    smtp_batch_size: int = Field(default=50, ge=1, le=1000)
     mail_from: str = "Mairie Connectée <noreply@mairie-connectee.example>"
     operators_email: str = "operateurs@mairie-connectee.example"
     mail_dir: Path | None = None  # default: data_dir / "mail" (the loopback server's folder)

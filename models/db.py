@@ -65,6 +65,8 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return  # one statement on its own (the document store's reads): no transaction, no write lock
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 

@@ -677,10 +677,11 @@ class NumberSequence(SQLModel, table=True):
 
 
 class StoredDocument(SQLModel, table=True):
-    """A PDF or attachment kept content-addressed under the data directory; never overwritten."""
+    """A PDF, attachment or PES file kept content-addressed in the document store (`MAIRIE_DOCUMENT_STORE`:
+    the database's documentblob, or a folder); never overwritten."""
 
     sha256: str = Field(primary_key=True, max_length=64)
-    kind: str = Field(max_length=20)  # devis | convention | facture | avoir | order-json | order-csv
+    kind: str = Field(max_length=20)  # devis | convention | facture | avoir | order-json | order-csv | pes
     filename: str = Field(max_length=200)
     content_type: str = Field(default="application/pdf", max_length=100)
     size: int
@@ -688,7 +689,7 @@ class StoredDocument(SQLModel, table=True):
 
 
 # Imported here, not at the top: this table was added as one block at the end of the module.
-from sqlalchemy import BigInteger  # noqa: E402
+from sqlalchemy import BigInteger, LargeBinary  # noqa: E402
 
 
 class WebGuard(SQLModel, table=True):
@@ -743,4 +744,20 @@ class ChorusDeposit(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     synced_at: datetime | None = _ts(default=None)
     history: list[dict[str, Any]] = _json(list)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class DocumentBlob(SQLModel, table=True):
+    """The bytes of a stored document when the store is the database (`MAIRIE_DOCUMENT_STORE=database`):
+    content-addressed by SHA-256, written once (a second write of the same bytes does nothing), in the
+    transaction that records its `StoredDocument`, so a committed document always has its bytes. The hash
+    is checked again on every read (`mairie.adapters.document_store`).
+
+    PostgreSQL keeps `content` as `bytea` with STORAGE EXTERNAL (out of line, not compressed: a PDF is
+    compressed already); SQLite as a BLOB.
+    """
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    size: int = Field(sa_type=BigInteger)
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = _ts(default_factory=utcnow)

@@ -2,8 +2,11 @@
 
 - `enqueue` adds the message to the caller's transaction (no commit); a second enqueue of the same
   business event (`dedup_key`) returns the first message unchanged.
-- `dispatch_due` sends the due messages: it claims a row (a conditional UPDATE, so two dispatchers never
-  take the same row), sends it outside any transaction, then records the outcome in a short transaction.
+- `dispatch_due` sends the due messages in batches: it claims a batch of rows (one conditional UPDATE, so
+  two dispatchers never take the same row), sends each outside any transaction — over one SMTP session
+  when the sender offers one (`SmtpSender.session()`), each message its own SMTP transaction — and records
+  each outcome in a short transaction as soon as the relay has answered.
+- Each attempt builds the message once, as the bytes that go on the wire (`prepare`, `notifications.wire`).
 - The Message-ID is generated once, at enqueue, and used at every attempt.
 
 Delivery is at-least-once toward the relay: a crash between the relay's "250" and the commit that marks
@@ -14,15 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
-from typing import Any, cast
+from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
+from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.engine import CursorResult, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -30,8 +35,17 @@ from models.db import UnitOfWork
 from models.entities import OutboxMessage
 from models.lifecycle import OutboxStatus, check, move
 from models.types import utcnow
+from notifications import wire
 from notifications.messages import EmailDraft
-from notifications.smtp import DeliveryFailure, PermanentFailure, Sender, TransientFailure, refused_part
+from notifications.smtp import (
+    DeliveryFailure,
+    PermanentFailure,
+    Prepared,
+    PreparedSender,
+    Sender,
+    TransientFailure,
+    refused_part,
+)
 
 log = logging.getLogger(__name__)
 
@@ -194,11 +208,38 @@ def to_mime(row: OutboxMessage, load_attachment: AttachmentLoader) -> EmailMessa
     if row.body_html:
         message.add_alternative(row.body_html, subtype="html")
     for attachment in row.attachments:
-        _attach(message, attachment, load_attachment)
+        maintype, _, subtype = attachment["content_type"].partition("/")
+        data = _load(attachment, load_attachment)
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=attachment["filename"])
     return message
 
 
-def _attach(message: EmailMessage, attachment: dict[str, Any], load: AttachmentLoader) -> None:
+def prepare(row: OutboxMessage, load_attachment: AttachmentLoader) -> Prepared:
+    """The message as the wire carries it, built once (`notifications.wire`: the same headers, bodies and
+    attachments as `to_mime`, without the stdlib's header registry) and its envelope (From; To and Cc).
+    `Prepared.message` rebuilds it with `to_mime`, for a relay that needs it recoded. Raises
+    AttachmentUnavailable like `to_mime`."""
+    parts = [wire.Part(a["filename"], a["content_type"], _load(a, load_attachment)) for a in row.attachments]
+    headers = [
+        ("Subject", row.subject),
+        ("From", row.sender),
+        ("To", ", ".join(row.recipients)),
+        ("Cc", ", ".join(row.cc)),
+        ("Reply-To", row.reply_to or ""),
+        ("Date", format_datetime(row.created_at)),
+        ("Message-ID", row.message_id),
+        (DEDUP_HEADER, row.dedup_key),
+        ("Auto-Submitted", "auto-generated"),
+    ]
+    return Prepared(
+        sender=parseaddr(row.sender)[1],
+        recipients=[address for _, address in getaddresses([*row.recipients, *row.cc]) if address],
+        data=wire.message_bytes(headers, row.body_text, row.body_html or None, parts),
+        message=lambda: to_mime(row, load_attachment),
+    )
+
+
+def _load(attachment: dict[str, Any], load: AttachmentLoader) -> bytes:
     filename, digest = attachment["filename"], attachment["sha256"]
     try:
         data = load(digest)
@@ -206,8 +247,7 @@ def _attach(message: EmailMessage, attachment: dict[str, Any], load: AttachmentL
         raise AttachmentUnavailable(f"pièce jointe « {filename} » introuvable ({digest[:12]}…) : {exc}") from exc
     if hashlib.sha256(data).hexdigest() != digest:
         raise AttachmentUnavailable(f"pièce jointe « {filename} » altérée : empreinte SHA-256 différente")
-    maintype, _, subtype = attachment["content_type"].partition("/")
-    message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return data
 
 
 # --------------------------------------------------------------------------------------------------
@@ -223,25 +263,47 @@ async def dispatch_due(
     now: datetime | None = None,
     limit: int = 100,
     policy: RetryPolicy | None = None,
+    batch: int = 50,
 ) -> DispatchReport:
-    """Send every pending message whose time has come (at most `limit`), one at a time.
+    """Send every pending message whose time has come (at most `limit`), oldest first, `batch` at a time:
+    claimed together, sent one after the other over one session of the sender's (when it has
+    `session()`), each outcome recorded at once.
 
     `now` fixes the clock (tests); by default the real UTC time is read at each step.
     """
     policy = policy or RetryPolicy()
     clock: Callable[[], datetime] = (lambda: now) if now is not None else utcnow
     report = DispatchReport()
-    for row_id in due_ids(engine, clock(), limit):
-        row = _claim(engine, row_id, clock(), policy.lease)
-        if row is None:
-            report.skipped.append(row_id)
-            continue
-        result = await _attempt(row, sender, load_attachment)
-        outcome = after_attempt(row.attempts, result, clock(), policy)
-        _record(engine, row_id, outcome)
-        report.add(row_id, outcome)
-        log.info("courriel %s (%s) : %s — %s", row_id, row.kind, outcome.status, outcome.last_error or "ok")
+    due = due_ids(engine, clock(), limit)
+    async with _session(sender) as channel:
+        for start in range(0, len(due), max(batch, 1)):
+            chunk = due[start : start + max(batch, 1)]
+            claimed = _claim(engine, chunk, clock(), policy.lease)
+            claimed_at = time.monotonic()
+            for row_id in chunk:
+                row = claimed.get(row_id)
+                # Claimed by another dispatcher; or, on a relay so slow that half the lease has gone, left to
+                # the next run once its claim lapses (sending it this late could overlap another dispatcher).
+                if row is None or time.monotonic() - claimed_at > policy.lease.total_seconds() / 2:
+                    report.skipped.append(row_id)
+                    continue
+                result = await _attempt(row, channel, load_attachment)
+                outcome = after_attempt(row.attempts, result, clock(), policy)
+                _record(engine, row_id, outcome)
+                report.add(row_id, outcome)
+                log.info("courriel %s (%s) : %s — %s", row_id, row.kind, outcome.status, outcome.last_error or "ok")
     return report
+
+
+@asynccontextmanager
+async def _session(sender: Sender) -> AsyncIterator[Sender]:
+    """The sender's session for a batch when it offers one; the sender itself otherwise (fakes, tests)."""
+    opener = getattr(sender, "session", None)
+    if opener is None:
+        yield sender
+        return
+    async with opener() as session:
+        yield session
 
 
 def after_attempt(attempts_before: int, result: str | DeliveryFailure, now: datetime, policy: RetryPolicy) -> Outcome:
@@ -269,34 +331,38 @@ def due_ids(engine: Engine, now: datetime, limit: int) -> list[int]:
         return [row_id for row_id in session.exec(statement).all() if row_id is not None]
 
 
-def _claim(engine: Engine, row_id: int, now: datetime, lease: timedelta) -> OutboxMessage | None:
-    """Take the row for this dispatcher by pushing its next attempt past the lease; None if taken."""
+def _claim(engine: Engine, row_ids: list[int], now: datetime, lease: timedelta) -> dict[int, OutboxMessage]:
+    """Take the rows still due for this dispatcher by pushing their next attempt past the lease (one
+    conditional UPDATE … RETURNING); returns those taken, by id (the others were taken meanwhile)."""
     claim = (
         update(OutboxMessage)
         .where(
-            col(OutboxMessage.id) == row_id,
+            col(OutboxMessage.id).in_(row_ids),
             col(OutboxMessage.status) == PENDING,
             col(OutboxMessage.next_attempt_at) <= now,
         )
         .values(next_attempt_at=now + lease)
+        .returning(col(OutboxMessage.id))
         .execution_options(synchronize_session=False)
     )
     with UnitOfWork(engine) as uow:
-        # An UPDATE gives a CursorResult (it has `rowcount`); sqlmodel's Session types it as a plain Result.
-        result = cast("CursorResult[Any]", uow.session.execute(claim))
-        if result.rowcount != 1:
-            return None
-        row = uow.session.get(OutboxMessage, row_id)
+        taken = [row_id for (row_id,) in uow.session.execute(claim).all()]
+        rows = uow.session.exec(select(OutboxMessage).where(col(OutboxMessage.id).in_(taken))).all() if taken else []
         uow.commit()
-        return row
+        return {row.id: row for row in rows if row.id is not None}
 
 
 async def _attempt(row: OutboxMessage, sender: Sender, load_attachment: AttachmentLoader) -> str | DeliveryFailure:
     try:
-        message = to_mime(row, load_attachment)
+        if isinstance(sender, PreparedSender):
+            prepared = prepare(row, load_attachment)
+        else:
+            message = to_mime(row, load_attachment)
     except AttachmentUnavailable as exc:
         return TransientFailure(str(exc))
     try:
+        if isinstance(sender, PreparedSender):
+            return await sender.send_prepared(prepared)
         return await sender.send(message)
     except DeliveryFailure as failure:
         return failure
@@ -307,10 +373,11 @@ async def _attempt(row: OutboxMessage, sender: Sender, load_attachment: Attachme
 
 def _record(engine: Engine, row_id: int, outcome: Outcome) -> None:
     # A guarded move (compare-and-set on `pending`): the status table says which moves are allowed, the
-    # WHERE clause makes the move atomic against a concurrent dispatcher.
+    # WHERE clause makes the move atomic against a concurrent dispatcher. One short transaction per message,
+    # as soon as the relay has answered: a crash loses at most the mark of the message in flight.
     check(OutboxStatus, PENDING, OutboxStatus(outcome.status))
-    with UnitOfWork(engine) as uow:
-        uow.session.execute(
+    with engine.begin() as connection:
+        connection.execute(
             update(OutboxMessage)
             .where(col(OutboxMessage.id) == row_id, col(OutboxMessage.status) == PENDING)
             .values(
@@ -320,9 +387,7 @@ def _record(engine: Engine, row_id: int, outcome: Outcome) -> None:
                 last_error=outcome.last_error,
                 sent_at=outcome.sent_at,
             )
-            .execution_options(synchronize_session=False)
         )
-        uow.commit()
 
 
 # --------------------------------------------------------------------------------------------------

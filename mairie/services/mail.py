@@ -56,9 +56,14 @@ def sender_for(settings: Settings) -> Sender:
 
 
 async def dispatch_async(settings: Settings, sender: Sender | None = None, limit: int = 500) -> outbox.DispatchReport:
-    """Send every due message of the outbox (after the commits that queued them)."""
+    """Send every due message of the outbox (after the commits that queued them), `MAIRIE_SMTP_BATCH_SIZE` at
+    a time over one SMTP session; attachments are read from the configured document store."""
     return await outbox.dispatch_due(
-        engine(settings), sender or sender_for(settings), lambda sha: paperwork.load(settings, sha), limit=limit
+        engine(settings),
+        sender or sender_for(settings),
+        lambda sha: paperwork.load(settings, sha),
+        limit=limit,
+        batch=settings.smtp_batch_size,
     )
 
 

@@ -5,7 +5,7 @@ so a failure rolls the numbering back with everything else."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
@@ -16,9 +16,11 @@ from sqlmodel import Session
 
 import documents
 from documents import data as doc
-from documents.store import DocumentStore
+from documents.store import ContentStore, DocumentStore, StoreError
+from mairie.adapters.document_store import DatabaseStore
 from mairie.settings import IssuerIdentity, Settings
 from models.catalog import Grid
+from models.db import get_engine
 from models.eligibility import KIND_LABELS, Population
 from models.entities import Approval, Collectivity, DocumentLineBase, ServiceRequest, StoredDocument
 from models.pricing import PricedDocument, PricedLine, VatRegime, vat_regime_of
@@ -28,7 +30,20 @@ PDF = "application/pdf"
 
 @lru_cache(maxsize=4)
 def store_for(root: Path) -> DocumentStore:
+    """The file store of a folder (`MAIRIE_DOCUMENT_STORE=files`)."""
     return DocumentStore(root)
+
+
+@lru_cache(maxsize=4)
+def _database_store(url: str, fallback: Path) -> DatabaseStore:
+    return DatabaseStore(get_engine(url), fallback=store_for(fallback))
+
+
+def store_of(settings: Settings) -> ContentStore:
+    """The document store the settings choose (`MAIRIE_DOCUMENT_STORE`: database or files)."""
+    if settings.document_store == "files":
+        return store_for(settings.documents_path)
+    return _database_store(settings.sqlalchemy_url, settings.documents_path)
 
 
 @dataclass(frozen=True)
@@ -41,9 +56,10 @@ class Stored:
 def keep(
     session: Session, settings: Settings, content: bytes, *, kind: str, filename: str, content_type: str = PDF
 ) -> Stored:
-    """Write a document content-addressed (never overwritten) and record it once."""
-    suffix = Path(filename).suffix or ".bin"
-    stored = store_for(settings.documents_path).put(content, suffix)
+    """Store a document content-addressed (never overwritten) and record it once, in the caller's
+    transaction: with the database store the bytes commit, or roll back, with the record."""
+    suffix = Path(filename).suffix.lower() or ".bin"
+    stored = store_of(settings).put(content, suffix, transaction=session)
     if session.get(StoredDocument, stored.sha256) is None:
         session.add(
             StoredDocument(
@@ -54,8 +70,41 @@ def keep(
 
 
 def load(settings: Settings, sha256: str) -> bytes:
-    """The bytes of a stored document (hash checked by the store)."""
-    return store_for(settings.documents_path).get(sha256)
+    """The bytes of a stored document (hash checked by the store; `StoreError` if absent or altered)."""
+    return store_of(settings).get(sha256)
+
+
+@dataclass
+class CopyReport:
+    """What `copy_files_to_database` did: hashes copied, already in the database, refused (and why)."""
+
+    copied: list[str] = field(default_factory=list)
+    present: list[str] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+
+def copy_files_to_database(settings: Settings, folder: Path | None = None) -> CopyReport:
+    """Copy every document of a file store (`documents_dir` by default) into the database store, each
+    checked against its SHA-256 first. Idempotent: run it again, nothing changes; the folder is left as is
+    (delete it once the copy is verified). `mairie documents copy-to-database`."""
+    files = DocumentStore(folder or settings.documents_path)
+    target = DatabaseStore(get_engine(settings.sqlalchemy_url))
+    report = CopyReport()
+    for path in sorted(files.root.glob("??/*")):
+        sha = path.name.split(".", 1)[0]
+        if path.name.startswith(".") or len(sha) != 64:
+            continue  # a temporary file of an interrupted write, or not the store's
+        try:
+            content = files.get(sha, path.suffix)
+        except StoreError as exc:
+            report.refused.append((sha, str(exc)))
+            continue
+        if sha in target:
+            report.present.append(sha)
+            continue
+        target.put(content, path.suffix)
+        report.copied.append(sha)
+    return report
 
 
 def issuer_doc(identity: IssuerIdentity) -> doc.Issuer:

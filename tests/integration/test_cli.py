@@ -93,3 +93,27 @@ def test_database_unreachable(env):
     result = run({"MAIRIE_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}, "eligibility", "62700")
     assert result.exit_code == 3
     assert "injoignable" in result.stderr and "Traceback" not in result.output
+
+
+def test_documents_copy_to_database_then_extract(tmp_path):
+    import hashlib
+
+    from documents.store import DocumentStore
+
+    environ = {"MAIRIE_DATA_DIR": str(tmp_path / "data")}
+    pdf = b"%PDF-1.7 une facture"
+    sha = DocumentStore(tmp_path / "old-documents").put(pdf).sha256
+    first = run(environ, "documents", "copy-to-database", "--dossier", str(tmp_path / "old-documents"))
+    assert first.exit_code == 0, first.output
+    assert "1 document(s) copié(s) dans la base, 0 déjà présent(s), 0 refusé(s)" in first.output
+    again = run(environ, "documents", "copy-to-database", "--dossier", str(tmp_path / "old-documents"))
+    assert "0 document(s) copié(s) dans la base, 1 déjà présent(s)" in again.output
+
+    out = tmp_path / "sortie.pdf"
+    extracted = run(environ, "documents", "extract", sha, "--out", str(out))
+    assert extracted.exit_code == 0, extracted.output
+    assert out.read_bytes() == pdf and hashlib.sha256(out.read_bytes()).hexdigest() == sha
+    missing = run(environ, "documents", "extract", "0" * 64, "--out", str(tmp_path / "x.pdf"))
+    assert missing.exit_code == 2 and "aucun document d'empreinte" in missing.output
+    nowhere = run(environ, "documents", "copy-to-database", "--dossier", str(tmp_path / "absent"))
+    assert nowhere.exit_code == 2 and "dossier introuvable" in nowhere.output

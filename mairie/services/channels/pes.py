@@ -594,8 +594,12 @@ def _write(
         identity = uow.issuers.get(bordereau.issuer_code)
         built = bordereau_document(uow, settings, identity, bordereau, pieces)
         xml = doc.build_pes_aller(header_of(identity), built, issuer_of(identity), bordereau.file_name, schemas)
+        # kept in the document store too (any machine can hand it over again), then filed for Hélios
+        kept = paperwork.keep(
+            uow.session, settings, xml, kind="pes", filename=bordereau.file_name, content_type="application/xml"
+        )
         bordereau.deposited_path = drop.write(f"{identity.code}/{CHANNEL}/{bordereau.file_name}", xml)
-        bordereau.file_sha256 = hashlib.sha256(xml).hexdigest()
+        bordereau.file_sha256 = kept.sha256
         bordereau.total_ht, bordereau.total_vat = built.ht, built.vat
         move(bordereau, PesBordereauStatus.WRITTEN)
         uow.session.add(bordereau)

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import socket
 import threading
+from dataclasses import replace
 from datetime import timedelta
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
+from typing import Any
 
+from aiosmtpd.controller import Controller
 from notification_test_support import AttachmentStore, queue, reload
 from sqlalchemy.engine import Engine
 
@@ -15,7 +22,7 @@ from models.db import UnitOfWork
 from models.types import utcnow
 from notifications.mailserver import FaultInjection, LoopbackMailServer
 from notifications.outbox import DispatchReport, dispatch_due, undelivered
-from notifications.smtp import SmtpConfig, SmtpSender
+from notifications.smtp import SmtpConfig, SmtpSender, SmtpSession
 
 MAYOR = "maire@henin-beaumont.example"
 
@@ -202,3 +209,100 @@ async def test_two_dispatchers_in_one_event_loop_deliver_each_message_once(
     )
     assert sorted(first.sent + second.sent) == sorted(r.id for r in rows)
     assert sorted(m.message_id for m in mail_server.messages()) == sorted(r.message_id for r in rows)
+
+
+class CountingSender(SmtpSender):
+    """The real sender, keeping the sessions it opened (to count their connections)."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        super().__init__(config)
+        self.sessions: list[SmtpSession] = []
+
+    def session(self) -> SmtpSession:
+        self.sessions.append(super().session())
+        return self.sessions[-1]
+
+
+async def test_a_batch_shares_one_connection_up_to_the_batch_size(
+    engine: Engine, mail_server: LoopbackMailServer
+) -> None:
+    rows = [queue(engine, f"task:{n}") for n in range(12)]
+    sender = CountingSender(replace(mail_server.smtp_config(timeout=5), batch_size=5))
+    report = await dispatch_due(engine, sender, lambda sha: b"")
+    assert sorted(report.sent) == sorted(r.id for r in rows)
+    assert [s.connections for s in sender.sessions] == [3]  # 5 + 5 + 2
+    received = mail_server.messages()
+    assert sorted(m.message_id for m in received) == sorted(r.message_id for r in rows)  # one Message-ID each
+    assert len({m.message_id for m in received}) == 12
+
+
+async def test_a_failure_drops_the_connection_and_the_rest_of_the_batch_goes_on(engine: Engine, tmp_path: Path) -> None:
+    t0 = utcnow()
+    rows = [queue(engine, f"task:{n}", now=t0) for n in range(4)]
+    faults = FaultInjection("drop", fail_first=1)
+    async with LoopbackMailServer(tmp_path / "mail", faults=faults) as server:
+        sender = CountingSender(server.smtp_config(timeout=5))
+        report = await dispatch_due(engine, sender, lambda sha: b"", now=t0)
+        assert report.retried == [rows[0].id] and report.sent == [r.id for r in rows[1:]]
+        assert sender.sessions[0].connections == 2  # reconnected once, after the drop
+        failed = reload(engine, rows[0].id)
+        assert (failed.status, failed.attempts) == ("pending", 1) and "interrompue" in (failed.last_error or "")
+        later = await dispatch_due(engine, sender, lambda sha: b"", now=t0 + timedelta(seconds=30))
+        assert later.sent == [rows[0].id]
+        assert sorted(m.message_id for m in server.messages()) == sorted(r.message_id for r in rows)
+
+
+async def test_a_refused_message_costs_only_itself(engine: Engine, tmp_path: Path) -> None:
+    faults = FaultInjection(refuse_recipients=frozenset({MAYOR}))
+    refused = queue(engine, "task:refused", to=(MAYOR,))
+    others = [queue(engine, f"task:{n}") for n in range(3)]
+    async with LoopbackMailServer(tmp_path / "mail", faults=faults) as server:
+        report = await dispatch_due(engine, _sender(server), lambda sha: b"")
+        assert report.undelivered == [refused.id] and report.sent == [r.id for r in others]
+        assert len(server.messages()) == 3
+
+
+async def test_a_session_sends_messages_one_after_the_other_on_one_connection(mail_server: LoopbackMailServer) -> None:
+    messages = []
+    for n in range(3):
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "a@b.example", MAYOR, f"Essai n° {n}"
+        message.set_content("Déjà envoyé ?")
+        messages.append(message)
+    async with _sender(mail_server).session() as session:
+        answers = [await session.send(m) for m in messages]
+        assert session.connections == 1
+    assert all(a.startswith("250") for a in answers)
+    assert sorted(m.subject for m in mail_server.messages()) == ["Essai n° 0", "Essai n° 1", "Essai n° 2"]
+
+
+async def test_a_relay_without_8bitmime_gets_the_message_recoded(engine: Engine, store: AttachmentStore) -> None:
+    """aiosmtpd with decode_data=True does not offer 8BITMIME: the prepared 8-bit bytes are not sent as they
+    are; the message is rebuilt (to_mime) and recoded to 7 bits by aiosmtplib."""
+    received: list[bytes] = []
+
+    class Keep:
+        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+            received.append(envelope.original_content)
+            return "250 OK"
+
+    attachment = store.put(b"%PDF-1.7 facture", "Facture n° 7.pdf")
+    row = queue(engine, "task:8bit", name="quotes_to_signatory", attachments=(attachment,), to=(MAYOR,))
+    with socket.socket() as probe:  # a free port (aiosmtpd's controller cannot start on port 0)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Keep(), hostname="127.0.0.1", port=port, decode_data=True, ready_timeout=10)
+    await asyncio.to_thread(controller.start)
+    try:
+        report = await dispatch_due(engine, SmtpSender(SmtpConfig(port=port, timeout=5)), store.load)
+    finally:
+        await asyncio.to_thread(controller.stop)
+    assert report.sent == [row.id]
+    [data] = received
+    assert data.isascii()  # nothing 8-bit reached a relay that did not accept it
+    message = BytesParser(policy=policy.default).parsebytes(data)
+    assert message["Message-ID"] == row.message_id
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None and "Hénin-Beaumont" in body.get_content()
+    [part] = list(message.iter_attachments())
+    assert part.get_filename() == "Facture n° 7.pdf" and part.get_content() == b"%PDF-1.7 facture"
