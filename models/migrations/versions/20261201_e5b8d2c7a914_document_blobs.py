@@ -2,7 +2,7 @@
 SHA-256; PostgreSQL bytea kept out of line and uncompressed, SQLite BLOB).
 
 Revision ID: e5b8d2c7a914
-Revises: 11ca940c0f67
+Revises: 7b3e9d41c2a8
 Create Date: 2026-12-01 12:30:00.000000
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import models.types
 
 revision: str = "e5b8d2c7a914"
-down_revision: str | None = "11ca940c0f67"
+down_revision: str | None = "7b3e9d41c2a8"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
