@@ -278,8 +278,11 @@ def _outside_any_loop(work: Callable[[], T]) -> T:
         return thread.submit(work).result()
 
 
+@lru_cache(maxsize=8)
 def timestamper_for(url: str, timeout: float = 10.0) -> TimeStamper:
-    """An RFC 3161 client of the timestamp authority at `url` (HTTP POST, application/timestamp-query)."""
+    """The process's RFC 3161 client of the timestamp authority at `url` (HTTP POST,
+    application/timestamp-query). One per URL: its first token sizes the room a seal reserves, so every
+    later seal asks the authority once, not twice."""
     return RequestsHTTPTimeStamper(url, timeout=timeout)  # type: ignore[no-untyped-call]
 
 

@@ -154,6 +154,11 @@ def _load_or_make_ca(folder: Path) -> tuple[x509.Certificate, ec.EllipticCurvePr
     return cert, key
 
 
+def test_ca(folder: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """The test CA of `folder` (made if absent): to issue other test certificates, e.g. a local TSA's."""
+    return _load_or_make_ca(folder)
+
+
 def ensure_dev_sealer(folder: Path, code: str, issuer_name: str, *, days: int = 825) -> DevSealer:
     """The issuer's development PKCS#12 in `folder`, made (with the test CA) if absent or expired."""
     ca, ca_key = _load_or_make_ca(folder)

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from documents import render_avoir, render_convention, render_devis, render_facture
 from documents.data import Issuer
 from documents.samples import sample_avoir, sample_convention, sample_devis, sample_facture
-from documents.seal import SealReport, verify
+from documents.seal import SealReport, certificate_of, verify
 from mairie.services.sealing import dev_trust_root
 from mairie.settings import get_settings
 from mairie.terminal import SafeConsole
@@ -137,6 +137,12 @@ def _print_report(path: Path, report: SealReport) -> None:
     if report.sealed:
         out.print(f"  Scellé par : {report.sealed_by}", highlight=False)
         out.print(f"  Le : {_when(report.sealed_at)} (heure déclarée par le signataire)", highlight=False)
+        if report.timestamped_at is not None:
+            out.print(
+                f"  Horodaté le : {_when(report.timestamped_at)} par {report.timestamp_authority} (RFC 3161)",
+                highlight=False,
+            )
+        out.print(f"  Niveau PAdES : {report.level}", highlight=False)
         out.print(f"  Contenu scellé intact : {_yes(report.intact)}", highlight=False)
         out.print(f"  Non modifié depuis le cachet : {_yes(report.unchanged_since)}", highlight=False)
         out.print(f"  Certificat reconnu : {_yes(report.trusted)}", highlight=False)
@@ -186,6 +192,35 @@ def verify_command(
     else:
         _print_report(pdf_file, report)
     raise typer.Exit(0 if report.genuine else 1)
+
+
+@documents_app.command("check-seals")
+def check_seals() -> None:
+    """Vérifie que le certificat de cachet de chaque émetteur peut sceller (hors développement) : présent,
+    lisible, en cours de validité, clé assortie, usage de signature. Code 2 sinon (lancé avant le worker)."""
+    from mairie.services.sealing import seal_key_for, startup_problems
+
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        _fail(f"réglage invalide {'.'.join(str(p) for p in first['loc'])} : {first['msg']}")
+        raise AssertionError from exc  # unreachable: _fail exits
+    problems = startup_problems(settings)
+    if problems:
+        _fail("certificats de cachet refusés :\n" + "\n".join(f"  - {p}" for p in problems))
+    for identity in settings.issuers():
+        try:
+            key = seal_key_for(settings, identity)
+            cert = certificate_of(key)
+        except DomainError as exc:  # development: a test certificate that `mairie init` renews
+            _fail(str(exc))
+            raise AssertionError from exc
+        out.print(
+            f"{identity.code} : {cert.subject} (n° {cert.serial}), valable jusqu'au {cert.not_after:%d/%m/%Y}, "
+            f"PAdES {key.level}",
+            highlight=False,
+        )
 
 
 def _json_default(value: object) -> str:

@@ -3,6 +3,7 @@ verifies offline, one changed byte inside the sealed range is detected, and an e
 refused when sealing."""
 
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
@@ -199,3 +200,46 @@ def test_a_sealed_credit_note_and_a_sealed_convention_verify(dev):
     report = verify(convention, trust_roots=[_ca(dev)])
     assert report.genuine
     assert not report.facturx_present  # a convention carries no Factur-X XML
+
+
+# PAdES B-T: the seal carries an RFC 3161 token from a timestamp authority (a local stand-in here) ------------
+
+
+def test_a_timestamp_authority_makes_the_seal_b_t(invoice: bytes, dev, tmp_path: Path):
+    from documents.seal import SealKey, seal_with
+    from documents.seal_dev import test_ca
+    from documents.tsa_dev import LocalTimestampAuthority
+
+    ca, ca_key = test_ca(dev.ca.parent)
+    with LocalTimestampAuthority(ca, ca_key) as tsa:
+        key = SealKey(pkcs12=dev.pkcs12, password=dev.password, tsa_url=tsa.url)
+        before = datetime.now(UTC)
+        sealed = seal_with(invoice, key)
+        first = tsa.requests  # 2: the first token sizes the signature's room
+        again = seal_with(invoice, key)
+        assert tsa.requests == first + 1  # then one token per seal
+    assert verify(again, trust_roots=[_ca(dev)]).genuine
+    report = verify(sealed, trust_roots=[_ca(dev)])
+    assert report.genuine, report.problems
+    assert report.level == "B-T" and key.level == "B-T"
+    assert report.timestamp_authority == "Horodatage de TEST Mairie Connectée"
+    assert report.timestamped_at is not None
+    assert before - timedelta(seconds=1) <= report.timestamped_at <= datetime.now(UTC) + timedelta(seconds=1)
+    assert sealed[: len(invoice)] == invoice
+    assert schematron.check_all(get_xml_from_pdf(sealed, check_xsd=True)[1]) == []
+    # one byte changed in the sealed range: detected whatever the timestamp says
+    at = sealed.index(b"/Title (Facture") + len(b"/Title (")
+    assert not verify(sealed[:at] + b"G" + sealed[at + 1 :], trust_roots=[_ca(dev)]).genuine
+
+
+def test_an_unreachable_timestamp_authority_refuses_the_seal(invoice: bytes, dev):
+    import socket
+
+    from documents.seal import SealKey, seal_with
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    key = SealKey(pkcs12=dev.pkcs12, password=dev.password, tsa_url=f"http://127.0.0.1:{port}/tsa")
+    with pytest.raises(SealError, match=re.escape(f"Horodatage impossible : l'autorité d'horodatage http://127.0.0.1:{port}/tsa")):
+        seal_with(invoice, key)
