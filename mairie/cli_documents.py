@@ -22,6 +22,7 @@ from documents import render_avoir, render_convention, render_devis, render_fact
 from documents.data import Issuer
 from documents.samples import sample_avoir, sample_convention, sample_devis, sample_facture
 from documents.seal import SealReport, certificate_of, verify
+from mairie.services.evidence import EvidenceCheck, check_convention
 from mairie.services.sealing import dev_trust_root
 from mairie.settings import get_settings
 from mairie.terminal import SafeConsole
@@ -162,6 +163,38 @@ def _print_report(path: Path, report: SealReport) -> None:
     out.print(f"  Verdict : {verdict}", highlight=False)
 
 
+def _print_evidence(check: EvidenceCheck | None) -> None:
+    if check is None:
+        return
+    out.print(f"  Page de preuve de la convention {check.convention} :", highlight=False)
+    if not check.compared:
+        out.print(f"    [yellow]Non comparée à la base de données[/] : {check.reason}.", highlight=False)
+        return
+    same = "oui" if check.same_file else "[red]non[/]"
+    out.print(f"    Fichier identique à la convention finale enregistrée en base : {same}", highlight=False)
+    for party in check.parties:
+        state = "[green]concorde avec la base[/]" if party.matches else "[bold red]ne concorde pas[/]"
+        out.print(f"    Signature ({party.party}) de {party.name} : {state}", highlight=False)
+        for difference in party.differences:
+            out.print(f"      - {difference}", highlight=False)
+    verdict = "[green]CONCORDANTES[/]" if check.matches else "[bold red]DIFFÉRENTES[/]"
+    out.print(f"    Signatures et base de données : {verdict}", highlight=False)
+
+
+def _evidence(pdf: bytes) -> EvidenceCheck | None:
+    """The convention's evidence page against the settings' database (not compared if none is reachable)."""
+    from documents.evidence import convention_evidence
+
+    try:
+        settings = get_settings()
+    except ValidationError:
+        found = convention_evidence(pdf)
+        if found is None:
+            return None
+        return EvidenceCheck(found[0], compared=False, reason="réglages invalides : base de données inconnue")
+    return check_convention(settings, pdf)
+
+
 @documents_app.command("verify")
 def verify_command(
     pdf_file: Path = typer.Argument(..., help="Le PDF à vérifier.", show_default=False),
@@ -170,9 +203,11 @@ def verify_command(
         [], "--ca", help="Certificat d'autorité de confiance (PEM ou DER), répétable."
     ),
 ) -> None:
-    """Vérifie le cachet d'un PDF sans la base : qui l'a scellé, quand, s'il a changé depuis, son XML Factur-X.
+    """Vérifie le cachet d'un PDF sans la base : qui l'a scellé, quand, s'il a changé depuis, son XML Factur-X ;
+    pour une convention, compare sa page de preuve à la base de données quand elle est joignable.
 
-    Code de sortie 0 : authentique ; 1 : non scellé, modifié ou certificat non reconnu ; 2 : erreur.
+    Code de sortie 0 : authentique ; 1 : non scellé, modifié, certificat non reconnu ou signatures de la page
+    de preuve différentes de la base ; 2 : erreur.
     Sans --ca, en développement, l'autorité de test de `mairie init` sert d'autorité de confiance."""
     try:
         pdf = pdf_file.read_bytes()
@@ -186,12 +221,15 @@ def verify_command(
         dev_ca = dev_trust_root(get_settings())
         paths = [dev_ca] if dev_ca else []
     report = verify(pdf, trust_roots=_trust_roots(paths))
+    evidence = _evidence(pdf)
     if as_json:
         data = asdict(report) | {"genuine": report.genuine, "facturx_valid": report.facturx_valid}
+        data["evidence"] = evidence.as_json() if evidence is not None else None
         print(json.dumps(data, default=_json_default, ensure_ascii=False, indent=2))
     else:
         _print_report(pdf_file, report)
-    raise typer.Exit(0 if report.genuine else 1)
+        _print_evidence(evidence)
+    raise typer.Exit(0 if report.genuine and (evidence is None or evidence.matches is not False) else 1)
 
 
 @documents_app.command("check-seals")

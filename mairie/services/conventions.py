@@ -88,10 +88,7 @@ def render_convention_pdf(
         refs["services" if identity is syndicat else "support"] = paperwork.doc.QuoteReference(
             number=quote.number, issue_date=quote.issued_on, issuer=paperwork.issuer_doc(identity), priced=priced
         )
-    shown = tuple(
-        paperwork.doc.ShownDocument(label=_doc_label(name), filename=name, sha256=sha)
-        for name, sha in sorted(convention.document_hashes.items())
-    )
+    shown = paperwork.shown_documents(convention.document_hashes)
     return paperwork.documents.render_convention(
         paperwork.doc.Convention(
             number=convention.reference,
@@ -107,12 +104,6 @@ def render_convention_pdf(
             documents=shown,
         )
     )
-
-
-def _doc_label(filename: str) -> str:
-    if "-DEV-" in filename:
-        return f"Devis {filename.removesuffix('.pdf')}"
-    return "Projet de convention"
 
 
 def conventions_in_force_without_order(settings: Settings) -> list[int]:

@@ -172,3 +172,67 @@ def test_without_a_certificate_outside_development_nothing_is_issued(settings, m
     with unit_of_work(settings) as uow:
         convention = uow.session.exec(select(Convention)).one()
         assert convention.final_sha256 is None and str(convention.status) != "in_force"
+
+
+def test_verify_compares_the_evidence_page_with_the_database(settings, mail_server, tmp_path, monkeypatch):
+    """The mayor signs from the link, an operator records the CDG's and the syndicat's signatures: the sealed
+    convention's evidence page lists each party (who, when, IP, how, which documents with their SHA-256),
+    and `mairie documents verify` finds them as recorded; a database that says otherwise, or none, is told."""
+    from mairie import cli_documents
+    from mairie.services import approvals
+    from models.entities import Approval
+
+    _request(settings)
+    dispatch(settings)
+    _sign(settings, mail_server, MAYOR, "Jeanne Dupont", "Maire")
+    decision = approvals.Decision("René Hocq", "Président", True)
+    approvals.countersign_as_operator(settings, "LFN-CONV-2026-00001", "cdg", "Claire Dumont", decision)
+    decision = approvals.Decision("Christophe Coulon", "Président", True)
+    assert approvals.countersign_as_operator(
+        settings, "LFN-CONV-2026-00001", "syndicat", "Claire Dumont", decision
+    ).in_force
+    with unit_of_work(settings) as uow:
+        convention = uow.session.exec(select(Convention)).one()
+        final_sha = convention.final_sha256
+        hashes = dict(convention.document_hashes)
+    final = tmp_path / "LFN-CONV-2026-00001.pdf"
+    final.write_bytes(paperwork.load(settings, final_sha))
+    text = PdfReader(BytesIO(final.read_bytes())).pages[-1].extract_text()
+    assert "Documents approuvés par Jeanne Dupont" in text and "127.0.0.1" in text and "pytest" in text
+    assert "Enregistrée par Claire Dumont" in text
+    assert len(hashes) == 3 and all(sha[:32] in text.replace("\n", "") for sha in hashes.values())
+
+    monkeypatch.setattr(cli_documents, "get_settings", lambda: settings)
+    runner = CliRunner()
+    result = runner.invoke(documents_app, ["verify", str(final)])
+    assert result.exit_code == 0, result.output
+    assert "Page de preuve de la convention LFN-CONV-2026-00001" in result.output
+    assert "Fichier identique à la convention finale enregistrée en base : oui" in result.output
+    assert "Signature (collectivité) de Jeanne Dupont : concorde avec la base" in result.output
+    assert "Signature (centre de gestion) de René Hocq : concorde avec la base" in result.output
+    assert "Signature (syndicat) de Christophe Coulon : concorde avec la base" in result.output
+    assert "Signatures et base de données : CONCORDANTES" in result.output
+    data = __import__("json").loads(runner.invoke(documents_app, ["verify", str(final), "--json"]).output)
+    assert data["evidence"]["matches"] is True and data["evidence"]["same_file"] is True
+    assert [p["party"] for p in data["evidence"]["parties"]] == ["collectivité", "centre de gestion", "syndicat"]
+
+    # The database says the mayor signed from elsewhere: the page no longer matches it.
+    with unit_of_work(settings) as uow:
+        mayor = uow.session.exec(select(Approval).where(Approval.party == "collectivity")).one()
+        mayor.ip_address = "203.0.113.9"
+        uow.session.add(mayor)
+        uow.commit()
+    result = runner.invoke(documents_app, ["verify", str(final)])
+    assert result.exit_code == 1, result.output
+    assert "Signature (collectivité) de Jeanne Dupont : ne concorde pas" in result.output
+    assert "adresse IP : « 203.0.113.9 » enregistré en base, absent de la page" in result.output
+    assert "Signatures et base de données : DIFFÉRENTES" in result.output
+    assert "Verdict : AUTHENTIQUE" in result.output  # the seal itself is intact
+
+    # No database: the seal is checked, the signatures could not be compared.
+    elsewhere = settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'absente.sqlite3'}"})
+    monkeypatch.setattr(cli_documents, "get_settings", lambda: elsewhere)
+    result = runner.invoke(documents_app, ["verify", str(final), "--ca", str(dev_trust_root(settings))])
+    assert result.exit_code == 0, result.output
+    assert "Non comparée à la base de données : aucune base de données ici" in result.output
+    assert not (tmp_path / "absente.sqlite3").exists()
