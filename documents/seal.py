@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -309,14 +310,31 @@ def seal(
         location="France",
     )
 
-    def work() -> bytes:
+    def work(reserved: int | None) -> bytes:
         writer = _KeepMetadataWriter(BytesIO(pdf), strict=False)
         out = BytesIO()
-        signers.PdfSigner(meta, signer=signer, timestamper=timestamper).sign_pdf(writer, output=out)
+        pdf_signer = signers.PdfSigner(meta, signer=signer, timestamper=timestamper)
+        pdf_signer.sign_pdf(writer, output=out, bytes_reserved=reserved)
         return out.getvalue()
 
+    # B-B: the room of the signature is what pyHanko's first estimate for this certificate reserved (the
+    # estimate builds a whole dummy signature: half the seal's time). B-T keeps the estimate: a token's
+    # size is the authority's.
+    cert = signer.signing_cert
+    room_key = cert.sha256 if cert is not None and timestamper is None else None
+    reserved = _RESERVED.get(room_key) if room_key is not None else None
     try:
-        return _outside_any_loop(work)
+        try:
+            sealed = _outside_any_loop(lambda: work(reserved))
+        except Exception:
+            if reserved is None:
+                raise
+            sealed = _outside_any_loop(lambda: work(None))  # the room was too small after all
+            reserved = None
+        if room_key is not None and reserved is None:
+            with contextlib.suppress(ValueError):  # not found: estimated again next time
+                _RESERVED[room_key] = _contents_room(sealed) + ROOM_MARGIN
+        return sealed
     except SealError:
         raise
     except Exception as exc:
@@ -326,6 +344,18 @@ def seal(
                 f"Horodatage impossible : l'autorité d'horodatage {url} n'a pas répondu correctement ({exc})."
             ) from exc
         raise
+
+
+_RESERVED: dict[bytes, int] = {}
+# Hex digits added to the first estimate: an ECDSA signature's DER length varies by a few bytes.
+ROOM_MARGIN = 64
+
+
+def _contents_room(sealed: bytes) -> int:
+    """The room pyHanko reserved for the last signature of `sealed`: its /Contents, in hexadecimal digits
+    (what `bytes_reserved` counts)."""
+    start = sealed.index(b"<", sealed.rindex(b"/Contents")) + 1
+    return sealed.index(b">", start) - start
 
 
 def _is_timestamp_failure(exc: BaseException) -> bool:

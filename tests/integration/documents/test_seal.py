@@ -243,3 +243,20 @@ def test_an_unreachable_timestamp_authority_refuses_the_seal(invoice: bytes, dev
     key = SealKey(pkcs12=dev.pkcs12, password=dev.password, tsa_url=f"http://127.0.0.1:{port}/tsa")
     with pytest.raises(SealError, match=re.escape(f"Horodatage impossible : l'autorité d'horodatage http://127.0.0.1:{port}/tsa")):
         seal_with(invoice, key)
+
+
+def test_later_seals_reuse_the_first_estimate_of_the_signature_room(invoice: bytes, tmp_path: Path):
+    from documents import seal as sealing
+
+    dev = ensure_dev_sealer(tmp_path / "seal", "CDG59", "Centre de gestion du Nord")
+    sealer = load_sealer(dev.pkcs12, dev.password)
+    first = seal(invoice, sealer)
+    room = sealing._RESERVED[sealer.signing_cert.sha256]
+    assert room == sealing._contents_room(first) + sealing.ROOM_MARGIN
+    again = seal(invoice, sealer)  # no dummy signature this time: the room is known
+    assert sealing._contents_room(again) == room
+    assert verify(again, trust_roots=[_ca(dev)]).genuine
+    sealing._RESERVED[sealer.signing_cert.sha256] = 64  # far too small: sealed again with a new estimate
+    third = seal(invoice, sealer)
+    assert verify(third, trust_roots=[_ca(dev)]).genuine
+    assert sealing._RESERVED[sealer.signing_cert.sha256] == sealing._contents_room(third) + sealing.ROOM_MARGIN
