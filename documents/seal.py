@@ -3,7 +3,8 @@
 `seal` appends a PAdES signature to a PDF as an incremental update: the bytes of the PDF it is given
 (a Factur-X PDF/A-3b with its embedded XML) are kept as they are, and the signature covers all of them.
 B-B by default; B-T when a timestamp authority (RFC 3161) is given: its token proves the seal existed at
-that time, whatever the clock of the machine that sealed.
+that time, whatever the clock of the machine that sealed; B-LT when the certificates' revocation data is
+added after it (`embed_revocation_info`: a DSS in a second incremental update).
 `verify` says who sealed a PDF, when, whether it is intact and unchanged since, and whether its embedded
 Factur-X XML is still there and valid (Factur-X XSD and the EN 16931 rules of `documents.facturx_rules`).
 
@@ -33,6 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
+from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
 from pyhanko.sign.validation import validate_pdf_signature
@@ -76,6 +78,12 @@ class SealKey:
     chain_pem: Path | None = None
     tsa_url: str | None = None
     name: str | None = None  # the signer's name written in the signature dictionary
+    # B-LT (with a TSA): the revocation data of the certificates (CRL, OCSP) embedded in the PDF's DSS.
+    # `crls` and `trust_roots` given (PEM/DER files): from them only, nothing fetched (development, tests);
+    # else fetched online from the certificates' URLs, the roots being the chain's and the system's.
+    long_term: bool = False
+    crls: tuple[Path, ...] = ()
+    trust_roots: tuple[Path, ...] = ()
 
     @property
     def source(self) -> Path:
@@ -86,7 +94,9 @@ class SealKey:
     @property
     def level(self) -> str:
         """The PAdES baseline level its seals reach."""
-        return "B-T" if self.tsa_url else "B-B"
+        if not self.tsa_url:
+            return "B-B"
+        return "B-LT" if self.long_term else "B-T"
 
 
 @dataclass(frozen=True)
@@ -139,7 +149,7 @@ class SealReport:
     certificate_sha256: str | None = None
     certificate_valid_until: datetime | None = None
     certificate_serial: str | None = None
-    level: str | None = None  # B-B, or B-T when an RFC 3161 timestamp token is attached
+    level: str | None = None  # B-B; B-T with an RFC 3161 timestamp token; B-LT with revocation data too
     timestamped_at: datetime | None = None  # the timestamp authority's time (B-T)
     timestamp_authority: str | None = None
     facturx_present: bool = False
@@ -370,8 +380,72 @@ def _is_timestamp_failure(exc: BaseException) -> bool:
 
 
 def seal_with(pdf: bytes, key: SealKey) -> bytes:
-    """`pdf` sealed with the key `key` names (opened once per process), timestamped when it has a TSA URL."""
-    return seal(pdf, signer_of(key), name=key.name, timestamper=timestamper_for(key.tsa_url) if key.tsa_url else None)
+    """`pdf` sealed with the key `key` names (opened once per process), timestamped when it has a TSA URL,
+    with the revocation data embedded when it is long-term (B-LT)."""
+    signer = signer_of(key)
+    sealed = seal(pdf, signer, name=key.name, timestamper=timestamper_for(key.tsa_url) if key.tsa_url else None)
+    if key.long_term:
+        if not key.tsa_url:
+            raise SealError("Un cachet B-LT demande une autorité d'horodatage (MAIRIE_SEAL_TSA_URL).")
+        sealed = embed_revocation_info(sealed, _long_term_context(key, signer))
+    return sealed
+
+
+def _read_certificates(path: Path) -> list[asn1_x509.Certificate]:
+    data = path.read_bytes()
+    if pem.detect(data):
+        return [asn1_x509.Certificate.load(der) for _t, _h, der in pem.unarmor(data, multiple=True)]
+    return [asn1_x509.Certificate.load(data)]
+
+
+def _read_crl(path: Path) -> Any:
+    from asn1crypto import crl
+
+    data = path.read_bytes()
+    if pem.detect(data):
+        _t, _h, data = pem.unarmor(data)
+    return crl.CertificateList.load(data)
+
+
+def _long_term_context(key: SealKey, signer: signers.SimpleSigner) -> ValidationContext:
+    """How the seal's certificates are validated to gather their revocation data (PAdES B-LT): every
+    certificate but the roots must have some ("require")."""
+    try:
+        if key.crls or key.trust_roots:
+            roots = [cert for path in key.trust_roots for cert in _read_certificates(path)]
+            crls = [_read_crl(path) for path in key.crls]
+            return ValidationContext(trust_roots=roots, crls=crls, allow_fetching=False, revocation_mode="require")
+        chain_roots = [c for c in signer.cert_registry if c.self_signed]
+        return ValidationContext(extra_trust_roots=chain_roots, allow_fetching=True, revocation_mode="require")
+    except (OSError, ValueError) as exc:
+        raise SealError(f"Données de révocation du cachet illisibles : {exc}") from exc
+
+
+def embed_revocation_info(sealed: bytes, context: ValidationContext) -> bytes:
+    """`sealed` with a DSS (certificates, CRLs, OCSP answers of the seal's and its timestamp's chains) in an
+    incremental update that keeps the XMP and Info as they are: PAdES B-LT. `SealError` (French) when a
+    certificate's revocation data cannot be had."""
+    from pyhanko.sign.validation.dss import DocumentSecurityStore, collect_validation_info
+
+    reader = PdfFileReader(BytesIO(sealed), strict=False)
+    signature = reader.embedded_signatures[-1]
+
+    def work() -> bytes:
+        paths = asyncio.run(collect_validation_info(signature, context))
+        writer = _KeepMetadataWriter(BytesIO(sealed), strict=False)
+        DocumentSecurityStore.supply_dss_in_writer(
+            writer, signature.pkcs7_content, paths=paths, validation_context=context
+        )
+        out = BytesIO()
+        writer.write(out)  # type: ignore[no-untyped-call]
+        return out.getvalue()
+
+    try:
+        return _outside_any_loop(work)
+    except Exception as exc:  # certvalidator's path and revocation errors
+        raise SealError(
+            f"Cachet B-LT impossible : les données de révocation des certificats n'ont pu être obtenues ({exc})."
+        ) from exc
 
 
 def _facturx(pdf: bytes) -> tuple[bool, tuple[str, ...]]:
@@ -425,7 +499,15 @@ def verify(pdf: bytes, *, trust_roots: Iterable[asn1_x509.Certificate] = ()) -> 
     cert = sig.signer_cert
     if status is not None:
         intact = bool(status.intact and status.valid)
-        unchanged = status.coverage == SignatureCoverageLevel.ENTIRE_FILE
+        # A DSS added after the seal (B-LT) is the only later change allowed. pyHanko's difference analysis
+        # would also let metadata change (the Info title…): the later revisions are checked here to add a
+        # DSS and nothing else.
+        unchanged = status.coverage == SignatureCoverageLevel.ENTIRE_FILE or (
+            status.coverage == SignatureCoverageLevel.ENTIRE_REVISION
+            and status.modification_level == ModificationLevel.LTA_UPDATES
+            and bool(status.docmdp_ok)
+            and _only_dss_added(reader, sig.signed_revision)
+        )
         trusted: bool | None = bool(status.trusted) if roots else None
     else:
         intact, unchanged, trusted = False, False, (False if roots else None)
@@ -452,13 +534,66 @@ def verify(pdf: bytes, *, trust_roots: Iterable[asn1_x509.Certificate] = ()) -> 
         certificate_sha256=hashlib.sha256(cert.dump()).hexdigest(),
         certificate_valid_until=cert["tbs_certificate"]["validity"]["not_after"].native,
         certificate_serial=format(cert.serial_number, "x"),
-        level="B-T" if token is not None else "B-B",
+        level=("B-LT" if _has_revocation_info(reader) else "B-T") if token is not None else "B-B",
         timestamped_at=stamped_at,
         timestamp_authority=_tsa_name(token),
         facturx_present=present,
         facturx_problems=xml_problems,
         problems=tuple(problems),
     )
+
+
+def _reachable(start: Any, reader: PdfFileReader) -> set[Any]:
+    """The references reachable from the object `start` (followed through arrays, dictionaries, streams)."""
+    from pyhanko.pdf_utils import generic
+
+    seen: set[Any] = set()
+    todo = [start]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, generic.IndirectObject):
+            if item.reference in seen:
+                continue
+            seen.add(item.reference)
+            todo.append(item.get_object())  # type: ignore[no-untyped-call]
+        elif isinstance(item, generic.DictionaryObject):  # a stream is a dictionary too
+            todo.extend(item.raw_get(k) for k in item)
+        elif isinstance(item, generic.ArrayObject):
+            todo.extend(item.raw_get(i) for i in range(len(item)))
+    return seen
+
+
+def _only_dss_added(reader: PdfFileReader, signed_revision: int) -> bool:
+    """Whether every revision after `signed_revision` only adds or updates the DSS (and the catalogue's
+    /DSS entry): the B-LT update, nothing else (no page, form, metadata or Info change)."""
+    try:
+        signed_root = reader.get_historical_root(signed_revision)
+        signed_trailer = reader.get_historical_resolver(signed_revision).trailer_view
+        root = reader.root
+        if set(root.keys()) - {"/DSS"} != set(signed_root.keys()) or "/DSS" not in root:
+            return False
+        if any(root.raw_get(k) != signed_root.raw_get(k) for k in signed_root):
+            return False
+        if reader.trailer_view.raw_get("/Info") != signed_trailer.raw_get("/Info"):
+            return False
+        root_ref = reader.trailer_view.raw_get("/Root").reference
+        allowed = _reachable(root.raw_get("/DSS"), reader) | {root_ref}
+        later = range(signed_revision + 1, reader.xrefs.total_revisions)
+        return all(reader.xrefs.explicit_refs_in_revision(r) <= allowed for r in later)
+    except Exception:  # a history pyHanko cannot read is no B-LT update
+        return False
+
+
+def _has_revocation_info(reader: PdfFileReader) -> bool:
+    """Whether the PDF carries a DSS with revocation data (CRLs or OCSP answers)."""
+    try:
+        dss = reader.root.get("/DSS")
+        if dss is None:
+            return False
+        dss = dss.get_object()
+        return any(len(dss.get(k, ()).get_object()) > 0 for k in ("/CRLs", "/OCSPs") if k in dss)
+    except Exception:  # a damaged DSS counts as none
+        return False
 
 
 def _timestamp_token(signer_info: Any) -> Any:

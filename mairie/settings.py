@@ -567,6 +567,9 @@ class Settings(BaseSettings):
     # RFC 3161 timestamp authority of every issuer's seals (PAdES B-T); unset: B-B (the signer's own clock).
     # An issuer's MAIRIE_<ISSUER>__SEAL_TSA_URL overrides it.
     seal_tsa_url: str | None = None
+    # PAdES B-LT (needs a timestamp authority): the revocation data (CRL, OCSP) of the seal's and the
+    # timestamp's certificates fetched when sealing and embedded in the PDF. In development, the test CA's CRL.
+    seal_long_term: bool = False
 
     # Rate limits of the web app (see the module's docstring); 0 turns a limit off.
     rate_ip_per_minute: int = Field(default=120, ge=0)

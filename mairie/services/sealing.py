@@ -4,7 +4,8 @@
 `…__SEAL_CERTIFICATE` a PEM key and its PEM certificate with its chain). Unset in development: a test CA and
 a certificate marked "CERTIFICAT DE TEST — développement" are made once in `<data_dir>/seal`
 (`documents.seal_dev`). Unset outside development: `SealError`, naming the setting. `MAIRIE_SEAL_TSA_URL`
-(or the issuer's `…__SEAL_TSA_URL`) adds an RFC 3161 timestamp to each seal (PAdES B-T).
+(or the issuer's `…__SEAL_TSA_URL`) adds an RFC 3161 timestamp to each seal (PAdES B-T);
+`MAIRIE_SEAL_LONG_TERM` also embeds the certificates' revocation data (PAdES B-LT).
 
 Who seals what: an invoice and a credit note, their issuer; the final convention, the syndicat (the party
 that runs the service and sends it to the two others).
@@ -12,13 +13,14 @@ that runs the service and sends it to the two others).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from pyhanko.sign.signers import SimpleSigner
 from sqlmodel import Session
 
 from documents.seal import SealError, SealKey, certificate_of, check_certificate, seal_with, signer_of
-from documents.seal_dev import CA_FILE, ensure_dev_sealer
+from documents.seal_dev import CA_FILE, ensure_dev_sealer, ensure_test_crl
 from mairie.settings import ISSUER_SETTINGS, IssuerIdentity, Settings
 from models import audit
 
@@ -29,7 +31,23 @@ def _setting_key(settings: Settings, identity: IssuerIdentity) -> str:
 
 
 def seal_key_for(settings: Settings, identity: IssuerIdentity) -> SealKey:
-    """Where the issuer's sealing key is (its settings; in development the test certificate, made if absent)."""
+    """Where the issuer's sealing key is (its settings; in development the test certificate, made if absent),
+    with its timestamp authority and, for B-LT, where the revocation data comes from."""
+    key = _key_of(settings, identity)
+    if not settings.seal_long_term:
+        return key
+    if not key.tsa_url:
+        raise SealError(
+            "MAIRIE_SEAL_LONG_TERM (cachets B-LT) demande une autorité d'horodatage : renseignez MAIRIE_SEAL_TSA_URL."
+        )
+    if key.pkcs12 is not None and key.pkcs12.parent == settings.seal_path and settings.environment == "development":
+        # the test CA's own CRL, nothing fetched
+        crl = ensure_test_crl(settings.seal_path)
+        return replace(key, long_term=True, crls=(crl,), trust_roots=(settings.seal_path / CA_FILE,))
+    return replace(key, long_term=True)  # fetched from the certificates' CRL and OCSP addresses
+
+
+def _key_of(settings: Settings, identity: IssuerIdentity) -> SealKey:
     tsa = identity.seal_tsa_url or settings.seal_tsa_url
     if identity.seal_pkcs12 is not None:
         return SealKey(pkcs12=identity.seal_pkcs12, password=identity.seal_password, tsa_url=tsa, name=identity.name)

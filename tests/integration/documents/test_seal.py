@@ -260,3 +260,61 @@ def test_later_seals_reuse_the_first_estimate_of_the_signature_room(invoice: byt
     third = seal(invoice, sealer)
     assert verify(third, trust_roots=[_ca(dev)]).genuine
     assert sealing._RESERVED[sealer.signing_cert.sha256] == sealing._contents_room(third) + sealing.ROOM_MARGIN
+
+
+# PAdES B-LT: the revocation data (here the test CA's CRL) embedded in a DSS after the timestamped seal ----
+
+
+def test_long_term_seals_embed_the_revocation_data_and_keep_the_pdfa(invoice: bytes, tmp_path: Path):
+    from documents.seal import SealKey, seal_with
+    from documents.seal_dev import ensure_test_crl, test_ca
+    from documents.tsa_dev import LocalTimestampAuthority
+
+    folder = tmp_path / "seal"
+    dev = ensure_dev_sealer(folder, "SYNDICAT", "La Fibre Numérique 59-62")
+    crl = ensure_test_crl(folder)
+    assert ensure_test_crl(folder) == crl and crl.read_bytes().startswith(b"-----BEGIN X509 CRL-----")
+    with LocalTimestampAuthority(*test_ca(folder)) as tsa:
+        p12 = {"pkcs12": dev.pkcs12, "password": dev.password, "tsa_url": tsa.url, "long_term": True}
+        key = SealKey(**p12, crls=(crl,), trust_roots=(dev.ca,))
+        assert key.level == "B-LT"
+        sealed = seal_with(invoice, key)
+        # without the CRL the certificates' revocation cannot be known: refused, nothing made
+        no_crl = SealKey(**p12, trust_roots=(dev.ca,))
+        with pytest.raises(SealError, match="Cachet B-LT impossible : les données de révocation"):
+            seal_with(invoice, no_crl)
+    assert sealed[: len(invoice)] == invoice
+    report = verify(sealed, trust_roots=[_ca(dev)])
+    assert report.genuine, report.problems
+    assert report.level == "B-LT" and report.unchanged_since  # the DSS is the one later change allowed
+    reader = PdfReader(BytesIO(sealed))
+    dss = reader.trailer["/Root"]["/DSS"].get_object()
+    assert len(dss["/CRLs"]) == 1 and len(dss["/Certs"]) >= 2
+    xmp = reader.trailer["/Root"]["/Metadata"].get_object().get_data()
+    assert xmp == PdfReader(BytesIO(invoice)).trailer["/Root"]["/Metadata"].get_object().get_data()
+    assert schematron.check_all(get_xml_from_pdf(sealed, check_xsd=True)[1]) == []
+    at = sealed.index(b"/Title (Facture") + len(b"/Title (")
+    assert not verify(sealed[:at] + b"G" + sealed[at + 1 :], trust_roots=[_ca(dev)]).genuine
+    # something else appended after the DSS is still a change
+    appended = IncrementalPdfFileWriter(BytesIO(sealed), strict=False)
+    appended.root["/Lang"] = TextStringObject("en")
+    appended.update_root()
+    out = BytesIO()
+    appended.write(out)
+    changed = verify(out.getvalue(), trust_roots=[_ca(dev)])
+    assert changed.intact and not changed.unchanged_since and not changed.genuine
+    # and so is a new title in the Info dictionary, which pyHanko's own analysis would let through
+    retitled = IncrementalPdfFileWriter(BytesIO(sealed), strict=False)
+    info = retitled.trailer["/Info"].get_object()
+    info[NameObject("/Title")] = TextStringObject("Facture modifiée")
+    retitled.update_container(info)
+    out = BytesIO()
+    retitled.write(out)
+    assert not verify(out.getvalue(), trust_roots=[_ca(dev)]).unchanged_since
+
+
+def test_long_term_needs_a_timestamp_authority(invoice: bytes, dev):
+    from documents.seal import SealKey, seal_with
+
+    with pytest.raises(SealError, match="B-LT demande une autorité d'horodatage"):
+        seal_with(invoice, SealKey(pkcs12=dev.pkcs12, password=dev.password, long_term=True))

@@ -176,3 +176,30 @@ def test_a_tsa_url_must_be_http(monkeypatch: pytest.MonkeyPatch):
     get_settings.cache_clear()
     with pytest.raises(ValueError, match="http"):
         get_settings()
+
+
+def test_seal_long_term_setting_makes_b_lt_seals(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    from documents.seal_dev import test_ca
+    from documents.tsa_dev import LocalTimestampAuthority
+    from mairie.services.sealing import seal_document, seal_key_for
+
+    monkeypatch.setenv("MAIRIE_SEAL_LONG_TERM", "true")
+    get_settings.cache_clear()
+    settings = get_settings()
+    refusal = (
+        r"MAIRIE_SEAL_LONG_TERM \(cachets B-LT\) demande une autorité d'horodatage : renseignez MAIRIE_SEAL_TSA_URL"
+    )
+    with pytest.raises(SealError, match=refusal):
+        seal_key_for(settings, settings.syndicat)
+    sealer_for(settings.model_copy(update={"seal_long_term": False}), settings.syndicat)  # the test CA
+    with LocalTimestampAuthority(*test_ca(settings.seal_path)) as tsa:
+        monkeypatch.setenv("MAIRIE_SEAL_TSA_URL", tsa.url)
+        get_settings.cache_clear()
+        settings = get_settings()
+        key = seal_key_for(settings, settings.cdg62)
+        assert key.level == "B-LT" and key.crls == (settings.seal_path / "test-ca.crl",)
+        target = tmp_path / "b-lt.pdf"
+        target.write_bytes(seal_document(settings, settings.cdg62, _invoice(settings)))
+    result = runner.invoke(documents_app, ["verify", str(target)])
+    assert result.exit_code == 0, result.output
+    assert "Niveau PAdES : B-LT" in result.output and "Verdict : AUTHENTIQUE" in result.output
