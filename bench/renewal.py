@@ -257,6 +257,39 @@ def _factures(settings: Any, subscription_ids: list[int]) -> Any:
             )
 
 
+def _warm_seal_keys(settings: Any) -> dict[str, Any]:
+    """Each issuer's sealing key, opened (one seal made) before the clock starts, as a render worker has."""
+    from documents import api
+    from documents.data import Issuer
+    from documents.samples import sample_facture
+    from documents.seal import seal_with
+    from mairie.services.sealing import seal_keys
+
+    keys = seal_keys(settings, {identity.code for identity in settings.issuers()})
+    syndicat, cdg = Issuer.from_identity(settings.syndicat), Issuer.from_identity(settings.cdg62)
+    sample = api.render_facture(sample_facture(syndicat, cdg))
+    for key in keys.values():
+        seal_with(sample, key)
+    return keys
+
+
+def seal_share(result: dict[str, Any]) -> None:
+    """The seal's own line (issue #20): its time per invoice against the render, measured in the floor on
+    the campaign's invoices (the campaign seals each one in its render workers: its time includes it)."""
+    f = result["floor"]
+    if f is None or "seal" not in f["wall"]:
+        return
+    w, cpu, docs = f["wall"], f["cpu"], max(f["documents"], 1)
+    render = w["weasyprint"] + w["embed"]
+    print(
+        f"  seal (PAdES B-B, pyHanko): {w['seal']:.1f} s (CPU {cpu['seal']:.1f}) for {f['documents']} invoices = "
+        f"{w['seal'] / docs * 1000:.1f} ms each against {render / docs * 1000:.1f} ms of render (WeasyPrint + "
+        f"Factur-X) → {w['seal'] / render * 100:.1f} % of the render, CPU "
+        f"{cpu['seal'] / (cpu['weasyprint'] + cpu['embed']) * 100:.1f} % (target < 15 %)",
+        flush=True,
+    )
+
+
 def floor_child(args: argparse.Namespace) -> None:
     import asyncio
     from email import policy
@@ -269,8 +302,10 @@ def floor_child(args: argparse.Namespace) -> None:
     from documents import api, rendering
     from documents.cii import build_cii
     from documents.facturx_pdf import embed_facturx
+    from documents.seal import seal_with
 
     settings = child_settings()
+    seal_keys = _warm_seal_keys(settings)
     clock = Clock()
     base_url = str(rendering.ROOT / "facture") + "/"
     sheets = list(rendering.stylesheets("facture"))
@@ -305,7 +340,9 @@ def floor_child(args: argparse.Namespace) -> None:
             if state["documents"] % 97 == 0:  # the floor renders what the campaign rendered
                 state["same_invoices"] &= get_xml_from_pdf(Path(deposited).read_bytes(), check_xsd=False)[1] == xml
             pdf = clock.timed("weasyprint", render, html)
-            clock.timed("embed", embed_facturx, pdf, xml, title=f"Facture {facture.number}", author=facture.issuer.name)
+            title, author = f"Facture {facture.number}", facture.issuer.name
+            fx = clock.timed("embed", embed_facturx, pdf, xml, title=title, author=author)
+            clock.timed("seal", seal_with, fx, seal_keys[facture.issuer.code])  # the campaign seals each invoice
             state["documents"] += 1
         asyncio.run(send(request["emls"]))
         return {"documents": state["documents"]}
@@ -567,6 +604,7 @@ def main() -> None:
         print(f"N = {size}", flush=True)
         result = run_size(size, args)
         show(result, args.workers)
+        seal_share(result)
         results.append(result)
     if args.profile:
         import pstats

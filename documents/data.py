@@ -464,6 +464,8 @@ class Signature:
     # The deliberation or delegation authorising the signatory, as given when signing (`deliberation_ref`).
     authority: str | None = None
     certified: bool = False  # the signatory certified being authorised to sign
+    # The documents this party approved (file name and SHA-256, as shown to it when it signed).
+    documents: tuple[ShownDocument, ...] = ()
 
     @property
     def by_operator(self) -> bool:

@@ -6,18 +6,22 @@ Python, not given back by `malloc_trim`: docs/benchmarks.md), so one process ren
 once, replaced after `max_tasks` documents each: memory stays flat whatever the campaign's size, and the
 cores render side by side. Results come back in the order of the input, with at most a few documents in
 flight per worker (the input is read lazily). `processes=0` renders in the calling process.
+
+Given the issuers' `SealKey`s, a worker also seals what it renders (PAdES, `documents.seal.seal_with`): the
+seal is CPU work on the PDF just made, done where the cores are; each worker opens a key once.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from types import TracebackType
 
 from documents.api import render_facture
 from documents.data import Facture
+from documents.seal import SealKey, seal_with
 
 IN_FLIGHT_PER_PROCESS = 4
 
@@ -31,6 +35,12 @@ def _warm_up() -> None:
     # What is loaded now lives as long as the worker: out of the collector's way, a full collection
     # no longer walks it (≈ 85 ms every few renders otherwise).
     gc.freeze()
+
+
+def render_sealed_facture(document: Facture, key: SealKey | None) -> bytes:
+    """The Factur-X PDF of `document`, sealed with `key` when given."""
+    pdf = render_facture(document)
+    return seal_with(pdf, key) if key is not None else pdf
 
 
 class RenderPool:
@@ -54,9 +64,7 @@ class RenderPool:
     def __enter__(self) -> RenderPool:
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         self._retire()
 
     def _retire(self) -> None:
@@ -75,10 +83,15 @@ class RenderPool:
             self.generations += 1
         return self._executor
 
-    def factures(self, documents: Iterable[Facture]) -> Iterator[bytes]:
-        """The Factur-X bytes of each invoice, in order (an error raises when its result is reached)."""
+    def factures(self, documents: Iterable[Facture], seals: Mapping[str, SealKey] | None = None) -> Iterator[bytes]:
+        """The Factur-X bytes of each invoice, in order (an error raises when its result is reached); sealed
+        with `seals[issuer code]` when `seals` is given (every issuer of the documents must be in it)."""
+
+        def key(document: Facture) -> SealKey | None:
+            return seals[document.issuer.code] if seals is not None else None
+
         if not self.processes:
-            yield from (render_facture(d) for d in documents)
+            yield from (render_sealed_facture(d, key(d)) for d in documents)
             return
         pending: deque[Future[bytes]] = deque()
         limit = self.processes * IN_FLIGHT_PER_PROCESS
@@ -87,7 +100,7 @@ class RenderPool:
                 while pending:
                     yield pending.popleft().result()
                 self._retire()
-            pending.append(self._workers().submit(render_facture, document))
+            pending.append(self._workers().submit(render_sealed_facture, document, key(document)))
             self._submitted += 1
             if len(pending) >= limit:
                 yield pending.popleft().result()

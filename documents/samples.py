@@ -168,13 +168,15 @@ def sample_convention(syndicat: Issuer, cdg: Issuer, *, signed: bool = True) -> 
             Signature("collectivite", collectivity.signatory.name, collectivity.signatory.capacity,
                       datetime(2026, 11, 26, 9, 14, 3, tzinfo=UTC), "2a01:cb08:8a3:4b00::1f",
                       "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/132.0",
-                      authority="délibération n° 2026-41 du conseil municipal du 18 novembre 2026", certified=True),
+                      authority="délibération n° 2026-41 du conseil municipal du 18 novembre 2026", certified=True,
+                      documents=shown),
             Signature("cdg", "Mme Sophie Vandenbussche", "Directrice générale, par délégation du Président",
                       datetime(2026, 11, 27, 15, 2, 41, tzinfo=UTC), "193.251.14.20", None,
                       operator="Claire Dumont (opératrice)",
-                      authority="arrêté de délégation de signature n° 2025-118 du 1er septembre 2025"),
+                      authority="arrêté de délégation de signature n° 2025-118 du 1er septembre 2025",
+                      documents=shown),
             Signature("syndicat", "M. Olivier Lefebvre", "Vice-président délégué",
-                      datetime(2026, 11, 30, 10, 30, 0, tzinfo=UTC), "80.12.34.56"),
+                      datetime(2026, 11, 30, 10, 30, 0, tzinfo=UTC), "80.12.34.56", documents=shown),
         )
     return Convention(
         number="LFN-CONV-2026-00012",

@@ -22,6 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 TEST_MARK = "CERTIFICAT DE TEST — développement"
 CA_FILE = "test-ca.pem"
 CA_KEY_FILE = "test-ca.key.pem"
+CRL_FILE = "test-ca.crl"  # the test CA's certificate revocation list (PEM), for PAdES B-LT in development
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,35 @@ def _load_or_make_ca(folder: Path) -> tuple[x509.Certificate, ec.EllipticCurvePr
     key_path.chmod(0o600)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert, key
+
+
+def test_ca(folder: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """The test CA of `folder` (made if absent): to issue other test certificates, e.g. a local TSA's."""
+    return _load_or_make_ca(folder)
+
+
+def ensure_test_crl(folder: Path, *, days: int = 7) -> Path:
+    """The test CA's CRL (nothing revoked) in `folder`, signed again when it ends within a day."""
+    from cryptography.x509 import load_pem_x509_crl
+
+    path = folder / CRL_FILE
+    now = datetime.now(UTC)
+    if path.exists():
+        current = load_pem_x509_crl(path.read_bytes())
+        if current.next_update_utc is not None and current.next_update_utc > now + timedelta(days=1):
+            return path
+    ca, ca_key = _load_or_make_ca(folder)
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.subject)
+        .last_update(now - timedelta(minutes=5))
+        .next_update(now + timedelta(days=days))
+        .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    path.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    return path
 
 
 def ensure_dev_sealer(folder: Path, code: str, issuer_name: str, *, days: int = 825) -> DevSealer:

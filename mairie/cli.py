@@ -697,8 +697,10 @@ def up(
     import os
 
     from mairie import stack
+    from mairie.services.sealing import check_at_startup
 
     s = settings()
+    check_at_startup(s)  # outside development, every issuer's sealing certificate can seal
     stack.check_exposure(prefect_host, s.prefect_auth_string)
     with stack.single_instance(s) as lock:
         for what, host, port in (("Prefect", prefect_host, prefect_port), ("SMTP", s.smtp_host, s.smtp_port)):
@@ -800,9 +802,12 @@ def quote_worker(
 
     Lancé par « mairie up » ; en production, un service à côté du worker Prefect (deploy/systemd)."""
     from mairie import stack
+    from mairie.services.sealing import check_at_startup
 
+    s = settings()
+    check_at_startup(s)
     out.print("Serveur de devis : préchauffage…")
-    stack.serve_quote_tasks(settings(), limit=limit, status_port=status_port)
+    stack.serve_quote_tasks(s, limit=limit, status_port=status_port)
 
 
 @app.command()

@@ -21,8 +21,9 @@ from pydantic import ValidationError
 from documents import render_avoir, render_convention, render_devis, render_facture
 from documents.data import Issuer
 from documents.samples import sample_avoir, sample_convention, sample_devis, sample_facture
-from documents.seal import SealReport, verify
+from documents.seal import SealReport, certificate_of, verify
 from documents.store import StoreError
+from mairie.services.evidence import EvidenceCheck, check_convention
 from mairie.services.sealing import dev_trust_root
 from mairie.settings import get_settings
 from mairie.terminal import SafeConsole
@@ -139,6 +140,12 @@ def _print_report(path: Path, report: SealReport) -> None:
     if report.sealed:
         out.print(f"  Scellé par : {report.sealed_by}", highlight=False)
         out.print(f"  Le : {_when(report.sealed_at)} (heure déclarée par le signataire)", highlight=False)
+        if report.timestamped_at is not None:
+            out.print(
+                f"  Horodaté le : {_when(report.timestamped_at)} par {report.timestamp_authority} (RFC 3161)",
+                highlight=False,
+            )
+        out.print(f"  Niveau PAdES : {report.level}", highlight=False)
         out.print(f"  Contenu scellé intact : {_yes(report.intact)}", highlight=False)
         out.print(f"  Non modifié depuis le cachet : {_yes(report.unchanged_since)}", highlight=False)
         out.print(f"  Certificat reconnu : {_yes(report.trusted)}", highlight=False)
@@ -158,6 +165,38 @@ def _print_report(path: Path, report: SealReport) -> None:
     out.print(f"  Verdict : {verdict}", highlight=False)
 
 
+def _print_evidence(check: EvidenceCheck | None) -> None:
+    if check is None:
+        return
+    out.print(f"  Page de preuve de la convention {check.convention} :", highlight=False)
+    if not check.compared:
+        out.print(f"    [yellow]Non comparée à la base de données[/] : {check.reason}.", highlight=False)
+        return
+    same = "oui" if check.same_file else "[red]non[/]"
+    out.print(f"    Fichier identique à la convention finale enregistrée en base : {same}", highlight=False)
+    for party in check.parties:
+        state = "[green]concorde avec la base[/]" if party.matches else "[bold red]ne concorde pas[/]"
+        out.print(f"    Signature ({party.party}) de {party.name} : {state}", highlight=False)
+        for difference in party.differences:
+            out.print(f"      - {difference}", highlight=False)
+    verdict = "[green]CONCORDANTES[/]" if check.matches else "[bold red]DIFFÉRENTES[/]"
+    out.print(f"    Signatures et base de données : {verdict}", highlight=False)
+
+
+def _evidence(pdf: bytes) -> EvidenceCheck | None:
+    """The convention's evidence page against the settings' database (not compared if none is reachable)."""
+    from documents.evidence import convention_evidence
+
+    try:
+        settings = get_settings()
+    except ValidationError:
+        found = convention_evidence(pdf)
+        if found is None:
+            return None
+        return EvidenceCheck(found[0], compared=False, reason="réglages invalides : base de données inconnue")
+    return check_convention(settings, pdf)
+
+
 @documents_app.command("verify")
 def verify_command(
     pdf_file: Path = typer.Argument(..., help="Le PDF à vérifier.", show_default=False),
@@ -166,9 +205,11 @@ def verify_command(
         [], "--ca", help="Certificat d'autorité de confiance (PEM ou DER), répétable."
     ),
 ) -> None:
-    """Vérifie le cachet d'un PDF sans la base : qui l'a scellé, quand, s'il a changé depuis, son XML Factur-X.
+    """Vérifie le cachet d'un PDF sans la base : qui l'a scellé, quand, s'il a changé depuis, son XML Factur-X ;
+    pour une convention, compare sa page de preuve à la base de données quand elle est joignable.
 
-    Code de sortie 0 : authentique ; 1 : non scellé, modifié ou certificat non reconnu ; 2 : erreur.
+    Code de sortie 0 : authentique ; 1 : non scellé, modifié, certificat non reconnu ou signatures de la page
+    de preuve différentes de la base ; 2 : erreur.
     Sans --ca, en développement, l'autorité de test de `mairie init` sert d'autorité de confiance."""
     try:
         pdf = pdf_file.read_bytes()
@@ -182,12 +223,44 @@ def verify_command(
         dev_ca = dev_trust_root(get_settings())
         paths = [dev_ca] if dev_ca else []
     report = verify(pdf, trust_roots=_trust_roots(paths))
+    evidence = _evidence(pdf)
     if as_json:
         data = asdict(report) | {"genuine": report.genuine, "facturx_valid": report.facturx_valid}
+        data["evidence"] = evidence.as_json() if evidence is not None else None
         print(json.dumps(data, default=_json_default, ensure_ascii=False, indent=2))
     else:
         _print_report(pdf_file, report)
-    raise typer.Exit(0 if report.genuine else 1)
+        _print_evidence(evidence)
+    raise typer.Exit(0 if report.genuine and (evidence is None or evidence.matches is not False) else 1)
+
+
+@documents_app.command("check-seals")
+def check_seals() -> None:
+    """Vérifie que le certificat de cachet de chaque émetteur peut sceller (hors développement) : présent,
+    lisible, en cours de validité, clé assortie, usage de signature. Code 2 sinon (lancé avant le worker)."""
+    from mairie.services.sealing import seal_key_for, startup_problems
+
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        _fail(f"réglage invalide {'.'.join(str(p) for p in first['loc'])} : {first['msg']}")
+        raise AssertionError from exc  # unreachable: _fail exits
+    problems = startup_problems(settings)
+    if problems:
+        _fail("certificats de cachet refusés :\n" + "\n".join(f"  - {p}" for p in problems))
+    for identity in settings.issuers():
+        try:
+            key = seal_key_for(settings, identity)
+            cert = certificate_of(key)
+        except DomainError as exc:  # development: a test certificate that `mairie init` renews
+            _fail(str(exc))
+            raise AssertionError from exc
+        out.print(
+            f"{identity.code} : {cert.subject} (n° {cert.serial}), valable jusqu'au {cert.not_after:%d/%m/%Y}, "
+            f"PAdES {key.level}",
+            highlight=False,
+        )
 
 
 def _json_default(value: object) -> str:

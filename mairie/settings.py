@@ -229,11 +229,16 @@ class IssuerIdentity(BaseModel):
     chorus_password: str | None = Field(default=None, exclude=True, repr=False)
 
     # The issuer's sealing certificate (MAIRIE_SYNDICAT__SEAL_PKCS12 / …_SEAL_PASSWORD): a PKCS#12 file
-    # (key, certificate, chain) for the PAdES seal of its documents (`documents.seal.load_sealer`).
-    # Unset in development: `sealing_material` makes a test CA and certificate in data_dir/seal.
+    # (key, certificate, chain) for the PAdES seal of its documents (`documents.seal.load_sealer`), or a PEM
+    # private key (…_SEAL_KEY) with its PEM certificate followed by its chain (…_SEAL_CERTIFICATE).
+    # Unset in development: `mairie.services.sealing` makes a test CA and certificate in data_dir/seal.
+    # …_SEAL_TSA_URL: the issuer's RFC 3161 timestamp authority (PAdES B-T), overriding MAIRIE_SEAL_TSA_URL.
     # Excluded from dumps, like the Chorus Pro account.
     seal_pkcs12: Path | None = Field(default=None, exclude=True)
+    seal_key: Path | None = Field(default=None, exclude=True)
+    seal_certificate: Path | None = Field(default=None, exclude=True)
     seal_password: str | None = Field(default=None, exclude=True, repr=False)
+    seal_tsa_url: str | None = Field(default=None, exclude=True)
 
     @property
     def has_chorus_account(self) -> bool:
@@ -311,6 +316,23 @@ class IssuerIdentity(BaseModel):
         return [name for name, value in wanted.items() if value is None or not value.strip()]
 
     # --- end of the PES settings ---------------------------------------------------------------------
+
+    @model_validator(mode="after")
+    def _check_seal(self) -> IssuerIdentity:
+        """One sealing key: a PKCS#12 file, or a PEM key with its PEM certificate; an http(s) TSA URL."""
+        if self.seal_pkcs12 is not None and (self.seal_key is not None or self.seal_certificate is not None):
+            raise ValueError(f"{self.code}: SEAL_PKCS12 ou SEAL_KEY et SEAL_CERTIFICATE, pas les deux")
+        if (self.seal_key is None) != (self.seal_certificate is None):
+            raise ValueError(
+                f"{self.code}: SEAL_KEY (clé PEM) et SEAL_CERTIFICATE (certificat et chaîne PEM) vont ensemble"
+            )
+        if self.seal_tsa_url is not None and not self.seal_tsa_url.startswith(("http://", "https://")):
+            raise ValueError(f"{self.code}: SEAL_TSA_URL doit être une adresse http(s)://")
+        return self
+
+    @property
+    def has_seal_key(self) -> bool:
+        return self.seal_pkcs12 is not None or self.seal_key is not None
 
     @model_validator(mode="after")
     def _check_identifiers(self) -> IssuerIdentity:
@@ -563,6 +585,13 @@ class Settings(BaseSettings):
     # Provisioning
     provisioning_webhook_url: str | None = None
 
+    # RFC 3161 timestamp authority of every issuer's seals (PAdES B-T); unset: B-B (the signer's own clock).
+    # An issuer's MAIRIE_<ISSUER>__SEAL_TSA_URL overrides it.
+    seal_tsa_url: str | None = None
+    # PAdES B-LT (needs a timestamp authority): the revocation data (CRL, OCSP) of the seal's and the
+    # timestamp's certificates fetched when sealing and embedded in the PDF. In development, the test CA's CRL.
+    seal_long_term: bool = False
+
     # Rate limits of the web app (see the module's docstring); 0 turns a limit off.
     rate_ip_per_minute: int = Field(default=120, ge=0)
     rate_link_per_minute: int = Field(default=30, ge=0)
@@ -599,6 +628,13 @@ class Settings(BaseSettings):
                 )
             identity.payment_term_days = self.payment_term_days
         return self
+
+    @field_validator("seal_tsa_url")
+    @classmethod
+    def _tsa_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("l'autorité d'horodatage est une adresse http(s)://")
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:

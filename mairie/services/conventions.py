@@ -1,5 +1,6 @@
 """A convention's own life: brought into force when the last party has signed (the final PDF with its
-evidence page, emailed to all), rendered as signed so far, and its state for operators."""
+evidence page, sealed with the syndicat's certificate, emailed to all), rendered as signed so far, and its
+state for operators."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from datetime import datetime
 
 from sqlmodel import select
 
+from documents.seal import seal_with
 from mairie.database import unit_of_work
-from mairie.services import paperwork
+from mairie.services import paperwork, sealing
 from mairie.services.mail import enqueue_message
 from mairie.settings import Settings
 from models import audit
@@ -23,15 +25,21 @@ from notifications.contexts import team_contact
 
 
 def enter_into_force(uow: UnitOfWork, settings: Settings, convention: Convention, request: ServiceRequest) -> None:
-    """All three have signed: render the final convention with its evidence page and send it to all."""
+    """All three have signed: render the final convention with its evidence page, seal it with the
+    syndicat's certificate and send it to all."""
     assert convention.id is not None
     today = paris_today()
     convention.in_force_on = today
     approvals = uow.approvals.of(convention.id)
     pdf = render_convention_pdf(uow, settings, convention, request, approvals)
-    stored = paperwork.keep(uow.session, settings, pdf, kind="convention", filename=f"{convention.reference}.pdf")
+    key = sealing.seal_key_for(settings, uow.issuers.get(convention.syndicat_code))
+    filename = f"{convention.reference}.pdf"
+    stored = paperwork.keep(uow.session, settings, seal_with(pdf, key), kind="convention", filename=filename)
     convention.final_sha256 = stored.sha256
     uow.session.add(convention)
+    sealing.record_seal(
+        uow.session, key, entity_type="convention", entity_id=convention.id, sha256=stored.sha256, filename=filename
+    )
     collectivity = uow.collectivities.get(convention.collectivity_id)
     recipients = [a.signatory_email for a in approvals]
     enqueue_message(
@@ -80,10 +88,7 @@ def render_convention_pdf(
         refs["services" if identity is syndicat else "support"] = paperwork.doc.QuoteReference(
             number=quote.number, issue_date=quote.issued_on, issuer=paperwork.issuer_doc(identity), priced=priced
         )
-    shown = tuple(
-        paperwork.doc.ShownDocument(label=_doc_label(name), filename=name, sha256=sha)
-        for name, sha in sorted(convention.document_hashes.items())
-    )
+    shown = paperwork.shown_documents(convention.document_hashes)
     return paperwork.documents.render_convention(
         paperwork.doc.Convention(
             number=convention.reference,
@@ -99,12 +104,6 @@ def render_convention_pdf(
             documents=shown,
         )
     )
-
-
-def _doc_label(filename: str) -> str:
-    if "-DEV-" in filename:
-        return f"Devis {filename.removesuffix('.pdf')}"
-    return "Projet de convention"
 
 
 def conventions_in_force_without_order(settings: Settings) -> list[int]:

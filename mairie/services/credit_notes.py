@@ -1,5 +1,6 @@
 """Credit notes (avoirs): an issued invoice is never edited; a correction cancels it with a credit note
-in the issuer's own AVO sequence, whose lines are the invoice's lines as the invoice printed them."""
+in the issuer's own AVO sequence, whose lines are the invoice's lines as the invoice printed them. The
+credit note's Factur-X PDF is sealed with the issuer's certificate before it is stored."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from documents.seal import seal_with
 from mairie.database import unit_of_work
-from mairie.services import invoicing, paperwork
+from mairie.services import invoicing, paperwork, sealing
 from mairie.services.channels import chorus
 from mairie.services.channels.folder import file_deposits
 from mairie.services.payments import cancel_queued_reminders, payable_invoice
@@ -104,7 +106,7 @@ def _record_credit_note(uow: UnitOfWork, invoice: Invoice, reason: str, on: date
 
 
 def _render(uow: UnitOfWork, settings: Settings, note: CreditNote, invoice: Invoice) -> paperwork.Stored:
-    """Render the avoir from its own rows, store it and record its hash."""
+    """Render the avoir from its own rows, seal it, store it and record its hash and seal."""
     assert note.id is not None
     identity = uow.issuers.get(note.issuer_code)
     context = uow.invoices.context(invoice)
@@ -125,6 +127,11 @@ def _render(uow: UnitOfWork, settings: Settings, note: CreditNote, invoice: Invo
             contract_reference=context.convention.reference,
         )
     )
-    stored = paperwork.keep(uow.session, settings, pdf, kind="avoir", filename=f"{note.number}.pdf")
+    key = sealing.seal_key_for(settings, identity)
+    filename = f"{note.number}.pdf"
+    stored = paperwork.keep(uow.session, settings, seal_with(pdf, key), kind="avoir", filename=filename)
     note.document_sha256 = stored.sha256
+    sealing.record_seal(
+        uow.session, key, entity_type="credit_note", entity_id=note.id, sha256=stored.sha256, filename=filename
+    )
     return stored

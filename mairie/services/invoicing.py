@@ -3,8 +3,9 @@
 - One invoice per subscription, issuer and billing year (a unique constraint): issuing again returns the
   invoice already issued, so a campaign run twice, resumed after a crash or retried never duplicates.
 - Step 1 (`record_invoice`) numbers the invoice and stores its lines under the issuer's sequence lock, in a
-  short transaction; step 2 (`complete_invoice`) renders the Factur-X PDF from the stored rows, stores it
-  and queues the email. A crash in between leaves a `numbered` invoice, which any later run completes once.
+  short transaction; step 2 (`complete_invoice`) renders the Factur-X PDF from the stored rows, seals it
+  with the issuer's certificate (PAdES, `mairie.services.sealing`), stores the sealed PDF and queues the
+  email with it. A crash in between leaves a `numbered` invoice, which any later run completes once.
 - An issued invoice is never edited: a correction is a credit note (`mairie.services.credit_notes`).
 """
 
@@ -18,9 +19,10 @@ from decimal import Decimal
 
 from sqlmodel import Session, col, select
 
-from documents.pool import RenderPool
+from documents.pool import RenderPool, render_sealed_facture
+from documents.seal import SealKey
 from mairie.database import unit_of_work
-from mairie.services import buyers, paperwork
+from mairie.services import buyers, paperwork, sealing
 from mairie.services.channels import chorus
 from mairie.services.mail import enqueue_message
 from mairie.settings import Settings
@@ -169,18 +171,30 @@ def tariff_date(uow: UnitOfWork, invoice: Invoice) -> date | None:
     return grid.effective_from if grid is not None else quote.issued_on
 
 
-def complete_invoice(uow: UnitOfWork, settings: Settings, invoice: Invoice, pdf: bytes | None = None) -> bool:
-    """Step 2, no sequence lock: store the Factur-X PDF (rendered here from the stored rows unless given),
-    queue the email, mark the invoice issued — once. Returns False when it was complete already. The
-    caller holds the invoice's row (locked by `complete_unfinished`, or created in its own transaction)."""
+def complete_invoice(
+    uow: UnitOfWork,
+    settings: Settings,
+    invoice: Invoice,
+    sealed_pdf: bytes | None = None,
+    seal_key: SealKey | None = None,
+) -> bool:
+    """Step 2, no sequence lock: store the sealed Factur-X PDF (rendered and sealed here from the stored rows
+    unless `sealed_pdf` is given, sealed with `seal_key`), queue the email, mark the invoice issued — once.
+    Returns False when it was complete already. The caller holds the invoice's row (locked by
+    `complete_unfinished`, or created in its own transaction)."""
     if invoice.status != InvoiceStatus.NUMBERED:
         return False
     identity = uow.issuers.get(invoice.issuer_code)
-    if pdf is None:
-        pdf = paperwork.documents.render_facture(invoice_document(uow, invoice))
+    if sealed_pdf is None or seal_key is None:
+        seal_key = sealing.seal_key_for(settings, identity)
+        sealed_pdf = render_sealed_facture(invoice_document(uow, invoice), seal_key)
     context = uow.invoices.context(invoice)
-    stored = paperwork.keep(uow.session, settings, pdf, kind="facture", filename=f"{invoice.number}.pdf")
+    filename = f"{invoice.number}.pdf"
+    stored = paperwork.keep(uow.session, settings, sealed_pdf, kind="facture", filename=filename)
     invoice.document_sha256 = stored.sha256  # filed for deposit after the commit (channels.file_deposits)
+    sealing.record_seal(
+        uow.session, seal_key, entity_type="invoice", entity_id=invoice.id, sha256=stored.sha256, filename=filename
+    )
     message = enqueue_message(
         uow.session,
         settings,
@@ -239,7 +253,8 @@ def complete_unfinished(
 ) -> dict[int, IssuedInvoice]:
     """Complete the invoices still `numbered` (all of them, or those of `invoice_ids`), one transaction
     each, the invoice's row locked: two runs never store or email one twice. The PDFs are rendered
-    before the lock (by `pool` when given: several cores, recycled processes) from rows that never change;
+    before the lock (by `pool` when given: several cores, recycled processes, each sealing what it renders)
+    from rows that never change;
     a PDF whose invoice another run completed meanwhile is dropped. Returns each invoice looked at by id,
     `created` when it was completed here."""
     with unit_of_work(settings) as uow:
@@ -248,14 +263,16 @@ def complete_unfinished(
             query = query.where(col(Invoice.id).in_(list(invoice_ids)))
         pending = uow.session.exec(query.order_by(col(Invoice.id))).all()
         work = [(invoice.id, invoice_document(uow, invoice) if pool else None) for invoice in pending]
-    pdfs = pool.factures(d for _, d in work if d is not None) if pool else None
+        seals = sealing.seal_keys(settings, {invoice.issuer_code for invoice in pending})
+    pdfs = pool.factures((d for _, d in work if d is not None), seals) if pool else None
     done: dict[int, IssuedInvoice] = {}
-    for invoice_id, _document in work:
+    for invoice_id, document in work:
         assert invoice_id is not None
         pdf = next(pdfs) if pdfs is not None else None
         with unit_of_work(settings) as uow:
             invoice = uow.invoices.get(invoice_id, for_update=True)
-            completed = complete_invoice(uow, settings, invoice, pdf)
+            key = seals[document.issuer.code] if document is not None else None
+            completed = complete_invoice(uow, settings, invoice, pdf, key)
             uow.commit()
             done[invoice_id] = as_issued(invoice, completed)
     return done

@@ -235,6 +235,20 @@ def render_devis(
     )
 
 
+def document_label(filename: str) -> str:
+    """How the evidence page names a document shown to the signatories."""
+    if "-DEV-" in filename:
+        return f"Devis {filename.removesuffix('.pdf')}"
+    return "Projet de convention"
+
+
+def shown_documents(hashes: dict[str, str]) -> tuple[doc.ShownDocument, ...]:
+    """Documents shown (file name → SHA-256), in file-name order, with their labels."""
+    return tuple(
+        doc.ShownDocument(label=document_label(name), filename=name, sha256=sha) for name, sha in sorted(hashes.items())
+    )
+
+
 def signatures_of(approvals: list[Approval]) -> tuple[doc.Signature, ...]:
     """The signatures recorded so far, as the convention prints them: who, when, from where, whether an
     operator recorded it for the party, and the deliberation or delegation the signatory gave."""
@@ -251,6 +265,7 @@ def signatures_of(approvals: list[Approval]) -> tuple[doc.Signature, ...]:
             operator=a.recorded_by_operator,
             authority=a.deliberation_ref,
             certified=a.certified_authority,
+            documents=shown_documents(a.document_hashes),
         )
         for a in sorted(approvals, key=lambda x: x.position)
         if a.status == "signed" and a.decided_at is not None

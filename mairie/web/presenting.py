@@ -151,7 +151,11 @@ def build_page(request: Request, settings: Settings, token: str, view: ApprovalV
         ],
         final=None
         if not view.final_sha256
-        else {"url": document_url(request, token, final_name), "sha256": view.final_sha256},
+        else {
+            "url": document_url(request, token, final_name),
+            "sha256": view.final_sha256,
+            "sealed_by": settings.syndicat.name,  # the syndicat seals the final convention (services.sealing)
+        },
         closed_title=title,
         closed_text=text,
     )

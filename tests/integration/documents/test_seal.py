@@ -3,6 +3,7 @@ verifies offline, one changed byte inside the sealed range is detected, and an e
 refused when sealing."""
 
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
@@ -199,3 +200,121 @@ def test_a_sealed_credit_note_and_a_sealed_convention_verify(dev):
     report = verify(convention, trust_roots=[_ca(dev)])
     assert report.genuine
     assert not report.facturx_present  # a convention carries no Factur-X XML
+
+
+# PAdES B-T: the seal carries an RFC 3161 token from a timestamp authority (a local stand-in here) ------------
+
+
+def test_a_timestamp_authority_makes_the_seal_b_t(invoice: bytes, dev, tmp_path: Path):
+    from documents.seal import SealKey, seal_with
+    from documents.seal_dev import test_ca
+    from documents.tsa_dev import LocalTimestampAuthority
+
+    ca, ca_key = test_ca(dev.ca.parent)
+    with LocalTimestampAuthority(ca, ca_key) as tsa:
+        key = SealKey(pkcs12=dev.pkcs12, password=dev.password, tsa_url=tsa.url)
+        before = datetime.now(UTC)
+        sealed = seal_with(invoice, key)
+        first = tsa.requests  # 2: the first token sizes the signature's room
+        again = seal_with(invoice, key)
+        assert tsa.requests == first + 1  # then one token per seal
+    assert verify(again, trust_roots=[_ca(dev)]).genuine
+    report = verify(sealed, trust_roots=[_ca(dev)])
+    assert report.genuine, report.problems
+    assert report.level == "B-T" and key.level == "B-T"
+    assert report.timestamp_authority == "Horodatage de TEST Mairie Connectée"
+    assert report.timestamped_at is not None
+    assert before - timedelta(seconds=1) <= report.timestamped_at <= datetime.now(UTC) + timedelta(seconds=1)
+    assert sealed[: len(invoice)] == invoice
+    assert schematron.check_all(get_xml_from_pdf(sealed, check_xsd=True)[1]) == []
+    # one byte changed in the sealed range: detected whatever the timestamp says
+    at = sealed.index(b"/Title (Facture") + len(b"/Title (")
+    assert not verify(sealed[:at] + b"G" + sealed[at + 1 :], trust_roots=[_ca(dev)]).genuine
+
+
+def test_an_unreachable_timestamp_authority_refuses_the_seal(invoice: bytes, dev):
+    import socket
+
+    from documents.seal import SealKey, seal_with
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    key = SealKey(pkcs12=dev.pkcs12, password=dev.password, tsa_url=f"http://127.0.0.1:{port}/tsa")
+    with pytest.raises(SealError, match=re.escape(f"Horodatage impossible : l'autorité d'horodatage http://127.0.0.1:{port}/tsa")):
+        seal_with(invoice, key)
+
+
+def test_later_seals_reuse_the_first_estimate_of_the_signature_room(invoice: bytes, tmp_path: Path):
+    from documents import seal as sealing
+
+    dev = ensure_dev_sealer(tmp_path / "seal", "CDG59", "Centre de gestion du Nord")
+    sealer = load_sealer(dev.pkcs12, dev.password)
+    first = seal(invoice, sealer)
+    room = sealing._RESERVED[sealer.signing_cert.sha256]
+    assert room == sealing._contents_room(first) + sealing.ROOM_MARGIN
+    again = seal(invoice, sealer)  # no dummy signature this time: the room is known
+    assert sealing._contents_room(again) == room
+    assert verify(again, trust_roots=[_ca(dev)]).genuine
+    sealing._RESERVED[sealer.signing_cert.sha256] = 64  # far too small: sealed again with a new estimate
+    third = seal(invoice, sealer)
+    assert verify(third, trust_roots=[_ca(dev)]).genuine
+    assert sealing._RESERVED[sealer.signing_cert.sha256] == sealing._contents_room(third) + sealing.ROOM_MARGIN
+
+
+# PAdES B-LT: the revocation data (here the test CA's CRL) embedded in a DSS after the timestamped seal ----
+
+
+def test_long_term_seals_embed_the_revocation_data_and_keep_the_pdfa(invoice: bytes, tmp_path: Path):
+    from documents.seal import SealKey, seal_with
+    from documents.seal_dev import ensure_test_crl, test_ca
+    from documents.tsa_dev import LocalTimestampAuthority
+
+    folder = tmp_path / "seal"
+    dev = ensure_dev_sealer(folder, "SYNDICAT", "La Fibre Numérique 59-62")
+    crl = ensure_test_crl(folder)
+    assert ensure_test_crl(folder) == crl and crl.read_bytes().startswith(b"-----BEGIN X509 CRL-----")
+    with LocalTimestampAuthority(*test_ca(folder)) as tsa:
+        p12 = {"pkcs12": dev.pkcs12, "password": dev.password, "tsa_url": tsa.url, "long_term": True}
+        key = SealKey(**p12, crls=(crl,), trust_roots=(dev.ca,))
+        assert key.level == "B-LT"
+        sealed = seal_with(invoice, key)
+        # without the CRL the certificates' revocation cannot be known: refused, nothing made
+        no_crl = SealKey(**p12, trust_roots=(dev.ca,))
+        with pytest.raises(SealError, match="Cachet B-LT impossible : les données de révocation"):
+            seal_with(invoice, no_crl)
+    assert sealed[: len(invoice)] == invoice
+    report = verify(sealed, trust_roots=[_ca(dev)])
+    assert report.genuine, report.problems
+    assert report.level == "B-LT" and report.unchanged_since  # the DSS is the one later change allowed
+    reader = PdfReader(BytesIO(sealed))
+    dss = reader.trailer["/Root"]["/DSS"].get_object()
+    assert len(dss["/CRLs"]) == 1 and len(dss["/Certs"]) >= 2
+    xmp = reader.trailer["/Root"]["/Metadata"].get_object().get_data()
+    assert xmp == PdfReader(BytesIO(invoice)).trailer["/Root"]["/Metadata"].get_object().get_data()
+    assert schematron.check_all(get_xml_from_pdf(sealed, check_xsd=True)[1]) == []
+    at = sealed.index(b"/Title (Facture") + len(b"/Title (")
+    assert not verify(sealed[:at] + b"G" + sealed[at + 1 :], trust_roots=[_ca(dev)]).genuine
+    # something else appended after the DSS is still a change
+    appended = IncrementalPdfFileWriter(BytesIO(sealed), strict=False)
+    appended.root["/Lang"] = TextStringObject("en")
+    appended.update_root()
+    out = BytesIO()
+    appended.write(out)
+    changed = verify(out.getvalue(), trust_roots=[_ca(dev)])
+    assert changed.intact and not changed.unchanged_since and not changed.genuine
+    # and so is a new title in the Info dictionary, which pyHanko's own analysis would let through
+    retitled = IncrementalPdfFileWriter(BytesIO(sealed), strict=False)
+    info = retitled.trailer["/Info"].get_object()
+    info[NameObject("/Title")] = TextStringObject("Facture modifiée")
+    retitled.update_container(info)
+    out = BytesIO()
+    retitled.write(out)
+    assert not verify(out.getvalue(), trust_roots=[_ca(dev)]).unchanged_since
+
+
+def test_long_term_needs_a_timestamp_authority(invoice: bytes, dev):
+    from documents.seal import SealKey, seal_with
+
+    with pytest.raises(SealError, match="B-LT demande une autorité d'horodatage"):
+        seal_with(invoice, SealKey(pkcs12=dev.pkcs12, password=dev.password, long_term=True))

@@ -145,3 +145,61 @@ def test_init_makes_the_development_certificates_of_issuers_without_their_own(
     assert not own.exists()  # an issuer's own certificate is never made up
     production = settings.model_copy(update={"environment": "production"})
     assert ensure_dev_certificates(production) == []
+
+
+def test_a_tsa_url_setting_timestamps_the_seals(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    from documents.seal_dev import test_ca
+    from documents.tsa_dev import LocalTimestampAuthority
+    from mairie.services.sealing import seal_document, seal_key_for
+
+    settings = get_settings()
+    sealer_for(settings, settings.syndicat)  # the development CA and certificate
+    with LocalTimestampAuthority(*test_ca(settings.seal_path)) as tsa:
+        monkeypatch.setenv("MAIRIE_SEAL_TSA_URL", tsa.url)
+        monkeypatch.setenv("MAIRIE_CDG62__SEAL_TSA_URL", tsa.url + "?cdg62")
+        get_settings.cache_clear()
+        settings = get_settings()
+        assert seal_key_for(settings, settings.syndicat).tsa_url == tsa.url
+        assert seal_key_for(settings, settings.cdg62).tsa_url == tsa.url + "?cdg62"  # the issuer's own wins
+        target = tmp_path / "horodatee.pdf"
+        target.write_bytes(seal_document(settings, settings.syndicat, _invoice(settings)))
+    result = runner.invoke(documents_app, ["verify", str(target)])
+    assert result.exit_code == 0, result.output
+    assert "Horodaté le : " in result.output and "par Horodatage de TEST Mairie Connectée (RFC 3161)" in result.output
+    assert "Niveau PAdES : B-T" in result.output
+    data = json.loads(runner.invoke(documents_app, ["verify", str(target), "--json"]).output)
+    assert data["level"] == "B-T" and data["timestamped_at"] is not None
+
+
+def test_a_tsa_url_must_be_http(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("MAIRIE_SEAL_TSA_URL", "tsa.example")
+    get_settings.cache_clear()
+    with pytest.raises(ValueError, match="http"):
+        get_settings()
+
+
+def test_seal_long_term_setting_makes_b_lt_seals(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    from documents.seal_dev import test_ca
+    from documents.tsa_dev import LocalTimestampAuthority
+    from mairie.services.sealing import seal_document, seal_key_for
+
+    monkeypatch.setenv("MAIRIE_SEAL_LONG_TERM", "true")
+    get_settings.cache_clear()
+    settings = get_settings()
+    refusal = (
+        r"MAIRIE_SEAL_LONG_TERM \(cachets B-LT\) demande une autorité d'horodatage : renseignez MAIRIE_SEAL_TSA_URL"
+    )
+    with pytest.raises(SealError, match=refusal):
+        seal_key_for(settings, settings.syndicat)
+    sealer_for(settings.model_copy(update={"seal_long_term": False}), settings.syndicat)  # the test CA
+    with LocalTimestampAuthority(*test_ca(settings.seal_path)) as tsa:
+        monkeypatch.setenv("MAIRIE_SEAL_TSA_URL", tsa.url)
+        get_settings.cache_clear()
+        settings = get_settings()
+        key = seal_key_for(settings, settings.cdg62)
+        assert key.level == "B-LT" and key.crls == (settings.seal_path / "test-ca.crl",)
+        target = tmp_path / "b-lt.pdf"
+        target.write_bytes(seal_document(settings, settings.cdg62, _invoice(settings)))
+    result = runner.invoke(documents_app, ["verify", str(target)])
+    assert result.exit_code == 0, result.output
+    assert "Niveau PAdES : B-LT" in result.output and "Verdict : AUTHENTIQUE" in result.output

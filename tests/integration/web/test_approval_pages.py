@@ -215,7 +215,15 @@ def test_operator_countersignature_then_syndicat_through_its_link_puts_the_conve
 
     assert "La convention est en vigueur." in html
     mayor_page = client.get(path_of(convention.approval_url))
-    assert "Télécharger la convention signée" in shown(mayor_page)
+    assert "Télécharger la convention signée et scellée" in shown(mayor_page)
+    assert f"Le PDF porte le cachet électronique de {settings.syndicat.name}" in shown(mayor_page)
+    assert "panneau Signatures" in shown(mayor_page)
+    assert f"mairie documents verify {convention.convention}.pdf" in shown(mayor_page)
     final = client.get(f"{path_of(convention.approval_url)}/documents/{convention.convention}.pdf")
     assert final.status_code == 200 and final.content.startswith(b"%PDF")
+    from documents.seal import verify
+
+    sealed = verify(final.content)
+    assert sealed.sealed and sealed.intact and sealed.unchanged_since  # the sealed final convention
+    assert sealed.sealed_by is not None and sealed.sealed_by.startswith("TEST — ")
     assert len(outbox(settings, "convention_in_force")) == 1
