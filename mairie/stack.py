@@ -264,7 +264,9 @@ def stop(process: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
 
 
 def deployments(settings: Settings) -> list[RunnerDeployment]:
-    """Every deployment of the catalogue, with its schedule in Europe/Paris, ready for `serve`."""
+    """Every deployment of the catalogue, with its schedule in Europe/Paris, ready for `serve`. The
+    campaign's child runs (`renouvellement-lot`) are served here too, one at a time: on one machine each
+    renders on every core already (its render pool), and the production pool is for several machines."""
     from prefect.deployments.runner import RunnerDeployment
     from prefect.schedules import Cron, Interval
 
@@ -278,7 +280,11 @@ def deployments(settings: Settings) -> list[RunnerDeployment]:
         if spec.interval_s:
             schedules.append(Interval(spec.interval_s, timezone=TIMEZONE))
         deployment = spec.load().to_deployment(
-            name=spec.name, schedules=schedules or None, description=spec.description, tags=["mairie-connectee"]
+            name=spec.name,
+            schedules=schedules or None,
+            description=spec.description,
+            tags=["mairie-connectee"],
+            concurrency_limit=1 if spec.concurrency_limit else None,
         )
         assert isinstance(deployment, RunnerDeployment)  # called from synchronous code: no coroutine
         result.append(deployment)
