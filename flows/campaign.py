@@ -56,6 +56,10 @@ SLICE_FLOW = "renouvellement-lot"
 SLICE_DEPLOYMENT = f"{SLICE_FLOW}/{SLICE_FLOW}"  # flow name / deployment name
 CRASH_RETRIES = 2  # a crashed child run (its process died) is scheduled again this many times
 POLL_S = 3.0
+# A process that dies is reported Crashed twice (by the runner in the worker, then by the worker itself,
+# seconds apart): the parent schedules a crashed run again once its crash has stood this long, so that the
+# late second report does not land on the new attempt.
+CRASH_GRACE_S = 10.0
 MAIL_ROUNDS = 20  # a slice sends its emails in at most this many batches of 500
 
 
@@ -152,6 +156,7 @@ class SliceRun:
     reruns: int = 0  # scheduled again by the parent (crashed, or failed in an earlier parent run)
     outcome: dict[str, Any] | None = None
     message: str = ""
+    crash_seen: tuple[Any, float] | None = None  # (the crashed state's id, when the parent first saw it)
 
 
 @dataclass
@@ -329,8 +334,11 @@ def _run_on_workers(
                 if not state.is_final():
                     continue
                 if state.is_crashed() and run.reruns < CRASH_RETRIES:
-                    logger.warning("Lot %s interrompu (%s) : relancé.", child.name, state.message)
-                    _reschedule(run, state.message or "interrompu")
+                    if run.crash_seen is None or run.crash_seen[0] != state.id:
+                        run.crash_seen = (state.id, time.monotonic())
+                    if time.monotonic() - run.crash_seen[1] >= CRASH_GRACE_S:
+                        logger.warning("Lot %s interrompu (%s) : relancé.", child.name, state.message)
+                        _reschedule(run, state.message or "interrompu")
                     continue
                 run.final = True
                 run.failed = not state.is_completed()
