@@ -273,7 +273,13 @@ def deployments(settings: Settings) -> list[RunnerDeployment]:
     from flows.deployments import TIMEZONE, catalogue
 
     result = []
-    for spec in catalogue(settings.renewal_month, settings.renewal_day, settings.chorus.sync_interval_minutes * 60):
+    for spec in catalogue(
+        settings.renewal_month,
+        settings.renewal_day,
+        settings.chorus.sync_interval_minutes * 60,
+        settings.campaign_work_pool,
+        settings.campaign_concurrency,
+    ):
         schedules = []
         if spec.cron:
             schedules.append(Cron(spec.cron, timezone=TIMEZONE))
@@ -358,6 +364,32 @@ def _automation_named(name: str) -> UUID | None:
     with get_client(sync_client=True) as client:
         found = client.read_automations_by_name(name)
     return found[0].id if found else None
+
+
+def ensure_campaign_pool(settings: Settings) -> tuple[str, bool]:
+    """Create the campaign's process work pool (MAIRIE_CAMPAIGN_WORK_POOL) if missing, and set its
+    concurrency limit (MAIRIE_CAMPAIGN_CONCURRENCY) either way; returns (its name, whether it was created).
+    The workers (`prefect worker start --pool … --limit 1`, one per machine) take the child runs of
+    `renouvellement-lot` from it (docs/scaling.md)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+    from prefect.exceptions import ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
+    name, limit = settings.campaign_work_pool, settings.campaign_concurrency
+    with get_client(sync_client=True) as client:
+        try:
+            pool = client.read_work_pool(name)
+        except ObjectNotFound:
+            template = ProcessWorker.get_default_base_job_template()
+            client.create_work_pool(
+                WorkPoolCreate(name=name, type="process", base_job_template=template, concurrency_limit=limit)
+            )
+            return name, True
+        if pool.type != "process":
+            raise StackError(f"le pool « {name} » existe déjà, de type {pool.type} : il faut un pool « process »")
+        client.update_work_pool(name, WorkPoolUpdate(concurrency_limit=limit))
+    return name, False
 
 
 def running(settings: Settings) -> dict[str, str] | None:

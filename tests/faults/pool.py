@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from flows.campaign import SLICE_DEPLOYMENT, SLICE_FLOW, renewal_slice
+from mairie.settings import Settings
+from mairie.stack import ensure_campaign_pool
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,15 +95,13 @@ def _stop(worker: subprocess.Popen[bytes]) -> None:
 @contextlib.contextmanager
 def campaign_pool(env: dict[str, str], log: Path, workers: int = 1) -> Iterator[Pool]:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.settings import PREFECT_API_URL
-    from prefect.workers.process import ProcessWorker
 
     name = f"test-campagne-{uuid.uuid4().hex[:8]}"
-    with get_client(sync_client=True) as client:
-        client.create_work_pool(
-            WorkPoolCreate(name=name, type="process", base_job_template=ProcessWorker.get_default_base_job_template())
-        )
+    # the pool as `mairie pool` creates it (a process pool, its concurrency limit)
+    pool_settings = Settings(_env_file=None, campaign_work_pool=name, campaign_concurrency=workers)  # type: ignore[call-arg]
+    assert ensure_campaign_pool(pool_settings) == (name, True)
+    assert ensure_campaign_pool(pool_settings) == (name, False)  # again: updated, not duplicated
     # the child runs start in this checkout, as prefect.yaml's pull step does in the installed one
     deployment = renewal_slice.to_deployment(name=SLICE_FLOW, job_variables={"working_dir": str(ROOT)})
     deployment_id = deployment.apply(work_pool_name=name)  # type: ignore[union-attr]
