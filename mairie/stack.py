@@ -392,6 +392,58 @@ def ensure_campaign_pool(settings: Settings) -> tuple[str, bool]:
     return name, False
 
 
+LOST_SLICES_AUTOMATION = "lot-campagne-sans-battement"
+
+
+def ensure_lost_slice_detection() -> str:
+    """Create (or update) the automation that marks Crashed a `renouvellement-lot` run whose heartbeats
+    stopped for 90 s — its machine or its worker died with it, so no process is left to report the crash —
+    so that the campaign schedules it again (Prefect's zombie-run pattern). The workers emit heartbeats
+    with PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30 (mairie-worker@.service, compose's campaign-worker).
+    Idempotent; returns the automation's id."""
+    from datetime import timedelta
+
+    from prefect.automations import Automation
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+
+    automation = Automation(
+        name=LOST_SLICES_AUTOMATION,
+        description="Un lot de la campagne sans battement de cœur depuis 90 s (machine perdue) : interrompu, "
+        "la campagne le relance",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related={"prefect.resource.role": "flow", "prefect.resource.name": "renouvellement-lot"},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=90),
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED, message="plus de battement de cœur depuis 90 s : machine ou worker perdu"
+            )
+        ],
+    )
+    existing = _automation_named(LOST_SLICES_AUTOMATION)
+    if existing is not None:
+        automation.id = existing
+        automation.update()
+        return str(existing)
+    created = automation.create()
+    assert isinstance(created, Automation)  # called from synchronous code: no coroutine
+    return str(created.id)
+
+
 def running(settings: Settings) -> dict[str, str] | None:
     """What `mairie up` wrote in its lock file, if a stack holds it now (for the CLI and `mairie demo`)."""
     path = settings.data_dir / "up.lock"

@@ -24,7 +24,7 @@ from typing import Any
 
 from flows.campaign import SLICE_DEPLOYMENT, SLICE_FLOW, renewal_slice
 from mairie.settings import Settings
-from mairie.stack import ensure_campaign_pool
+from mairie.stack import ensure_campaign_pool, ensure_lost_slice_detection
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,6 +102,7 @@ def campaign_pool(env: dict[str, str], log: Path, workers: int = 1) -> Iterator[
     pool_settings = Settings(_env_file=None, campaign_work_pool=name, campaign_concurrency=workers)  # type: ignore[call-arg]
     assert ensure_campaign_pool(pool_settings) == (name, True)
     assert ensure_campaign_pool(pool_settings) == (name, False)  # again: updated, not duplicated
+    assert ensure_lost_slice_detection() == ensure_lost_slice_detection()  # `mairie pool`'s automation, once
     # the child runs start in this checkout, as prefect.yaml's pull step does in the installed one
     deployment = renewal_slice.to_deployment(name=SLICE_FLOW, job_variables={"working_dir": str(ROOT)})
     deployment_id = deployment.apply(work_pool_name=name)  # type: ignore[union-attr]
