@@ -17,11 +17,11 @@ own process instead (one machine, one child run at a time).
   only what is left: its numbered invoices without a document are completed, the rest issued.
 - **Shared list.** Each subscription is claimed with `SELECT … FOR UPDATE SKIP LOCKED` in its numbering
   transaction (`renewal.issue`), so two runs over the same ids never wait on each other nor issue twice.
-- **Waiting.** The parent polls its children's states through the Prefect API every few seconds and
-  keeps a progress artifact up to date; it holds no operator's wait (the approval is over by then) and no
-  database connection between polls. It does not suspend itself: a suspended run resumes from its start
-  (the review again, for every subscription) and would need the last child to resume it; polling keeps
-  one idle process instead, and if it dies its rerun finds the same children by their keys.
+- **Waiting.** The parent polls its children's states through the Prefect API every few seconds (and one
+  short count query) and keeps a progress artifact up to date; it holds no operator's wait (the approval
+  is over by then). It does not suspend itself: a suspended run resumes from its start (the review again,
+  for every subscription) and would need the last child to resume it; polling keeps one idle process
+  instead, and if it dies its rerun finds the same children by their keys.
 - **Without a worker.** When no worker or `mairie up` serves `renouvellement-lot` (the deployment is
   missing or not ready: a flow called in process, tests, a script), the parent runs each slice as a subflow
   in its own process, with the same code and the same summary.
