@@ -381,19 +381,22 @@ def show_round(r: dict[str, Any], first: dict[str, Any]) -> None:
 
 
 def project(rounds: list[dict[str, Any]]) -> None:
-    """Scale the measured figures to every French commune (two invoices and two emails each)."""
+    """Scale the measured figures to every French commune (two invoices and two emails each): the CPU per
+    invoice of the last round, spread over C cores with the efficiency measured from 1 to K workers
+    (speed-up / K). From CPU, not wall time: on a shared machine a worker gets less than its core."""
     if not rounds:
         return
     invoices = 2 * COMMUNES_FR
     last = rounds[-1]
     cpu_per_invoice = (sum(last["worker_cpu_s"]) + last["parent_cpu_s"]) / max(last["invoices"], 1)
-    per_worker = rounds[0]["invoices"] / rounds[0]["wall_s"]  # one worker, one core
-    efficiency = (last["invoices"] / last["wall_s"]) / (per_worker * last["k"]) if len(rounds) > 1 else 1.0
+    speedup = rounds[0]["wall_s"] / last["wall_s"]
+    efficiency = speedup / last["k"] if len(rounds) > 1 else 1.0
     print(
         f"  projection to {COMMUNES_FR} communes ({invoices} invoices and emails): {cpu_per_invoice * 1000:.0f} ms "
-        f"CPU per invoice → {invoices * cpu_per_invoice / 3600:.1f} CPU-hours; one worker (one core) does "
-        f"{per_worker:.1f} invoices/s, {last['k']} do {efficiency:.0%} of {last['k']} ×"
+        f"CPU per invoice → {invoices * cpu_per_invoice / 3600:.1f} CPU-hours; efficiency {efficiency:.0%} "
+        f"(speed-up × {speedup:.2f} on {last['k']} workers)"
     )
-    for cores in (2, 8, 16, 32):
-        rate = per_worker * cores * efficiency
-        print(f"    {cores:>2} cores (workers of one core each, same efficiency): {invoices / rate / 60:.0f} min")
+    for machines, cores in ((1, 2), (4, 2), (8, 2), (4, 8)):
+        total = machines * cores
+        minutes = invoices * cpu_per_invoice / (total * efficiency) / 60
+        print(f"    {machines} machine(s) × {cores} cores ({total} render processes): {minutes:.0f} min")
