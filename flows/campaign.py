@@ -165,7 +165,7 @@ class SlicedIssue:
 
     year: int
     slices: list[SliceRun]
-    issued: list[str] = field(default_factory=list)  # numbers issued while this parent ran
+    issued: list[str] = field(default_factory=list)  # numbered and issued while this parent ran
     existing: list[str] = field(default_factory=list)  # numbers already there when it started
     unfinished: int = 0  # invoices numbered without their document (completed by the next run)
     through: str = "worker"  # worker | process
@@ -185,14 +185,13 @@ def idempotency_key(settings: Settings, year: int, part: renewal.Slice) -> str:
     return f"renouvellement-{database}-{year}-{part.first_id}-{part.last_id}"
 
 
-def _numbers(settings: Settings, year: int) -> tuple[set[str], int, int]:
-    """(numbers of the year's renewal invoices, how many are issued, how many only numbered)."""
+def _numbers(settings: Settings, year: int) -> tuple[set[str], set[str]]:
+    """(numbers of the year's renewal invoices, those of them issued: not only numbered)."""
     with unit_of_work(settings) as uow:
         rows = uow.session.exec(
             select(Invoice.number, Invoice.status).where(Invoice.billing_year == year, Invoice.kind == "renewal")
         ).all()
-    issued = sum(1 for _n, status in rows if status != InvoiceStatus.NUMBERED)
-    return {n for n, _s in rows}, issued, len(rows) - issued
+    return {n for n, _s in rows}, {n for n, status in rows if status != InvoiceStatus.NUMBERED}
 
 
 def _issued_count(settings: Settings, year: int) -> int:
@@ -235,7 +234,7 @@ def issue_in_slices(
     with unit_of_work(settings) as uow:
         ids = renewal.live_subscription_ids(uow.session, year, on)
     runs = [SliceRun(s) for s in renewal.slices_of(ids, settings.campaign_slice_size)]
-    before, issued_before, _ = _numbers(settings, year)
+    before, issued_before = _numbers(settings, year)
     progress = create_progress_artifact(  # called from sync code: the id, not a coroutine
         progress=0.0,
         key=f"progression-renouvellement-{year}",
@@ -244,7 +243,7 @@ def issue_in_slices(
     assert isinstance(progress, UUID)
     through = "worker" if slice_deployment_ready() else "process"
     if through == "worker":
-        _run_on_workers(settings, year, exclude, today, runs, progress, expected, issued_before, timeout_s, poll_s)
+        _run_on_workers(settings, year, exclude, today, runs, progress, expected, len(issued_before), timeout_s, poll_s)
     else:
         logger.warning(
             "Aucun worker ne sert « %s » : les %s lots sont émis dans ce processus.", SLICE_DEPLOYMENT, len(runs)
@@ -253,13 +252,13 @@ def issue_in_slices(
             _run_here(year, exclude, today, run)
             update_progress_artifact(progress, 100.0 * done / max(1, len(runs)))
     update_progress_artifact(progress, 100.0)
-    after, _issued, unfinished = _numbers(settings, year)
+    after, issued_after = _numbers(settings, year)
     return SlicedIssue(
         year=year,
         slices=runs,
-        issued=sorted(after - before),
+        issued=sorted(issued_after - before),
         existing=sorted(before),
-        unfinished=unfinished,
+        unfinished=len(after - issued_after),
         through=through,
     )
 
