@@ -6,6 +6,7 @@
     .venv/bin/python bench/renewal.py --db postgresql --workers 2 --no-floor   # 2 campaign processes
     .venv/bin/python bench/renewal.py --n 200 --profile /tmp/renewal.prof   # cProfile of the campaign
     .venv/bin/python bench/renewal.py --n 15340 --limit 300 --no-floor   # memory at 10 N, 300 invoiced
+    .venv/bin/python bench/renewal.py --db postgresql --pool-workers 2   # Prefect child runs, 1 then 2 workers
 
 For each size: a fresh database is initialised and seeded with N live subscriptions (`bench/_seed.py`: bulk
 inserts, the state the whole chain leaves), a loopback SMTP server is started (this process, its own
@@ -581,8 +582,20 @@ def main() -> None:
     parser.add_argument(
         "--render-processes", type=int, help="MAIRIE_RENDER_PROCESSES of the campaign (default: one per core)"
     )
+    parser.add_argument(
+        "--pool-workers",
+        type=int,
+        default=0,
+        help="PostgreSQL: the campaign through Prefect child runs on a work pool, 1 to K worker processes "
+        "(bench/_pool.py)",
+    )
+    parser.add_argument("--slice-size", type=int, default=250, help="with --pool-workers: subscriptions per child run")
+    parser.add_argument(
+        "--floor-sample", type=int, default=100, help="with --pool-workers: subscriptions of the floor (0: none)"
+    )
     parser.add_argument("--phase", choices=("campaign", "floor"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.year = YEAR
     if args.phase == "campaign":
         campaign_child(args)
         return
@@ -599,6 +612,14 @@ def main() -> None:
         f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}",
         flush=True,
     )
+    if args.pool_workers:
+        if args.db != "postgresql":
+            raise SystemExit("--pool-workers needs --db postgresql (the workers share the database)")
+        from bench import _pool
+
+        print(f"N = {n}, through the work pool", flush=True)
+        _pool.main(n, args)
+        return
     results = []
     for size in sizes:
         print(f"N = {size}", flush=True)

@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.input import RunInput
 from pydantic import Field
 
+from flows.campaign import issue_in_slices, publish_summary
 from flows.pes import pes_export
 from flows.waits import wait_for_operator
 from mairie.formatting import PARIS, euros
@@ -38,16 +39,8 @@ def review(year: int) -> renewal.CampaignReview:
     return renewal.review(get_settings(), year)
 
 
-@task(cache_policy=NO_CACHE)
-def issue(year: int, exclude: list[str], today: date | None) -> dict[str, Any]:
-    """Issue the year's renewal invoices (one transaction per subscription; re-runs issue only what is missing)."""
-    result = renewal.issue(get_settings(), year, exclude=exclude, today=today)
-    return {
-        "issued": [i.number for i in result.issued],
-        "existing": [i.number for i in result.existing],
-        "excluded": result.excluded,
-        "pending": result.pending,
-    }
+class CampaignIncomplete(Exception):
+    """Some slices of an approved campaign failed after their retries: the run fails (operators alerted)."""
 
 
 @task(cache_policy=NO_CACHE)
@@ -117,7 +110,8 @@ def renewal_campaign(
     year: int | None = None, approval_timeout_s: int = 7 * 86400, today: date | None = None
 ) -> dict[str, Any]:
     """Yearly: publish the review, wait for an operator's approval in the UI (the run is suspended: no
-    process waits), then issue and email."""
+    process waits), then issue — one child run of `renouvellement-lot` per slice of subscriptions, on the
+    campaign's work pool (`flows.campaign`) — and email."""
     logger = get_run_logger()
     year = year or datetime.now(PARIS).year
     result = review(year)
@@ -130,16 +124,26 @@ def renewal_campaign(
     if not decision.approve:
         logger.warning("Campagne %s refusée par %s : rien n'est émis.", year, decision.operator)
         return {"year": year, "issued": [], "refused_by": decision.operator}
-    outcome = issue(year, decision.exclude, today)
-    outcome["mail"] = send_mail()
+    expected = sum(len(line.this_year) - len(line.already_issued) for line in result.lines)
+    sliced = issue_in_slices(year, decision.exclude, today, expected=expected)
+    publish_summary(sliced, decision.operator)
+    outcome: dict[str, Any] = {
+        "issued": sliced.issued,
+        "existing": sliced.existing,
+        "excluded": sorted(set(sliced.merged("excluded"))),
+        "pending": sliced.merged("pending"),
+        "held": sliced.merged("held"),
+        "slices": len(sliced.slices),
+        "failed_slices": [f"{s.slice.first_id}-{s.slice.last_id}" for s in sliced.failed],
+    }
+    outcome["mail"] = send_mail()  # whatever the slices left due
     outcome["pes"] = pes_export(today)  # the titres of the issuers on pes_asap, at once
-    create_markdown_artifact(
-        key=f"emission-renouvellement-{year}",
-        description=f"Émission de la campagne {year}",
-        markdown=f"# Campagne {year} émise par {decision.operator}\n\n- factures émises : {len(outcome['issued'])}"
-        f"\n- déjà émises : {len(outcome['existing'])}\n- exclues : {', '.join(outcome['excluded']) or '—'}"
-        f"\n- montants à saisir : {'; '.join(outcome['pending']) or '—'}",
-    )
+    if sliced.failed:
+        raise CampaignIncomplete(
+            f"campagne {year} incomplète : {len(sliced.failed)} lot(s) en échec après leurs relances "
+            f"({', '.join(outcome['failed_slices'])}) ; relancez le run une fois la cause corrigée "
+            "(seuls les lots en échec sont repris)"
+        )
     return {"year": year, **outcome}
 
 

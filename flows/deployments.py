@@ -19,6 +19,9 @@ class DeploymentSpec:
     cron: str | None = None  # Europe/Paris
     interval_s: int | None = None
     description: str = ""
+    # Where a worker runs it (prefect.yaml): the everyday pool, or the campaign's own (MAIRIE_CAMPAIGN_WORK_POOL)
+    pool: str = "mairie-connectee"
+    concurrency_limit: int | None = None  # at most this many runs at once (the deployment's limit)
 
     def load(self) -> Flow[..., Any]:
         """The flow the entrypoint names."""
@@ -26,9 +29,16 @@ class DeploymentSpec:
         return getattr(__import__(module, fromlist=[attr]), attr)
 
 
-def catalogue(renewal_month: int = 1, renewal_day: int = 15, chorus_interval_s: int = 1800) -> list[DeploymentSpec]:
+def catalogue(
+    renewal_month: int = 1,
+    renewal_day: int = 15,
+    chorus_interval_s: int = 1800,
+    campaign_pool: str = "mairie-campagne",
+    campaign_concurrency: int = 8,
+) -> list[DeploymentSpec]:
     """Every deployment with its schedule (the renewal date and the Chorus Pro interval come from the
-    settings: MAIRIE_RENEWAL_*, MAIRIE_CHORUS__SYNC_INTERVAL_MINUTES)."""
+    settings: MAIRIE_RENEWAL_*, MAIRIE_CHORUS__SYNC_INTERVAL_MINUTES; the campaign's child runs' pool and
+    limit: MAIRIE_CAMPAIGN_WORK_POOL, MAIRIE_CAMPAIGN_CONCURRENCY)."""
     return [
         DeploymentSpec(
             "demande-de-services",
@@ -66,6 +76,13 @@ def catalogue(renewal_month: int = 1, renewal_day: int = 15, chorus_interval_s: 
             "flows.billing:renewal_campaign",
             cron=f"0 6 {renewal_day} {renewal_month} *",
             description="Campagne annuelle de renouvellement (revue puis émission)",
+        ),
+        DeploymentSpec(
+            "renouvellement-lot",
+            "flows.campaign:renewal_slice",
+            description="Un lot d'abonnements de la campagne de renouvellement (lancé par la campagne)",
+            pool=campaign_pool,
+            concurrency_limit=campaign_concurrency,
         ),
         DeploymentSpec(
             "relances-impayes",

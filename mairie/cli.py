@@ -790,6 +790,26 @@ def prefect_alerts() -> None:
     out.print(f"Automatisation « {stack.ALERT_AUTOMATION} » ({automation}) → {stack.alerts_url(s)}")
 
 
+@app.command("pool")
+@handles_errors
+def pool() -> None:
+    """Crée (ou met à jour) le pool de workers Prefect de la campagne de renouvellement
+    (MAIRIE_CAMPAIGN_WORK_POOL, limite MAIRIE_CAMPAIGN_CONCURRENCY) : les lots « renouvellement-lot » y sont
+    pris par « prefect worker start --pool … », un par machine."""
+    from mairie import stack
+
+    s = settings()
+    with stack.prefect_of_running_stack(s) as api:
+        if not api:
+            raise stack.StackError("aucun serveur Prefect : définissez PREFECT_API_URL ou lancez « mairie up »")
+        name, created = stack.ensure_campaign_pool(s)
+        stack.ensure_lost_slice_detection()
+    action = "créé" if created else "mis à jour"
+    out.print(f"Pool « {name} » {action} (type process, au plus {s.campaign_concurrency} lots à la fois).")
+    out.print(f"Automatisation « {stack.LOST_SLICES_AUTOMATION} » : un lot dont la machine est perdue est relancé.")
+    out.print(f"Sur chaque machine : prefect worker start --pool {name} --type process --limit 1")
+
+
 @app.command("quote-worker")
 @handles_errors
 def quote_worker(

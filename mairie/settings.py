@@ -581,6 +581,13 @@ class Settings(BaseSettings):
     # at least `render_pool_from` invoices to render, none below (rendered in the campaign's process).
     render_processes: int | None = Field(default=None, ge=0, le=64)
     render_pool_from: int = Field(default=64, ge=1)
+    # The approved campaign runs one child run of the `renouvellement-lot` deployment per slice of this many
+    # live subscriptions, on this Prefect work pool (process workers, one machine each: docs/scaling.md), at
+    # most `campaign_concurrency` child runs at once (the deployment's concurrency limit, and the pool's when
+    # `mairie pool` creates it). `mairie up` serves the deployment itself, one child run at a time.
+    campaign_work_pool: str = Field(default="mairie-campagne", min_length=1, max_length=100)
+    campaign_slice_size: int = Field(default=250, ge=1, le=100_000)
+    campaign_concurrency: int = Field(default=8, ge=1, le=1000)
 
     # Provisioning
     provisioning_webhook_url: str | None = None

@@ -264,21 +264,33 @@ def stop(process: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
 
 
 def deployments(settings: Settings) -> list[RunnerDeployment]:
-    """Every deployment of the catalogue, with its schedule in Europe/Paris, ready for `serve`."""
+    """Every deployment of the catalogue, with its schedule in Europe/Paris, ready for `serve`. The
+    campaign's child runs (`renouvellement-lot`) are served here too, one at a time: on one machine each
+    renders on every core already (its render pool), and the production pool is for several machines."""
     from prefect.deployments.runner import RunnerDeployment
     from prefect.schedules import Cron, Interval
 
     from flows.deployments import TIMEZONE, catalogue
 
     result = []
-    for spec in catalogue(settings.renewal_month, settings.renewal_day, settings.chorus.sync_interval_minutes * 60):
+    for spec in catalogue(
+        settings.renewal_month,
+        settings.renewal_day,
+        settings.chorus.sync_interval_minutes * 60,
+        settings.campaign_work_pool,
+        settings.campaign_concurrency,
+    ):
         schedules = []
         if spec.cron:
             schedules.append(Cron(spec.cron, timezone=TIMEZONE))
         if spec.interval_s:
             schedules.append(Interval(spec.interval_s, timezone=TIMEZONE))
         deployment = spec.load().to_deployment(
-            name=spec.name, schedules=schedules or None, description=spec.description, tags=["mairie-connectee"]
+            name=spec.name,
+            schedules=schedules or None,
+            description=spec.description,
+            tags=["mairie-connectee"],
+            concurrency_limit=1 if spec.concurrency_limit else None,
         )
         assert isinstance(deployment, RunnerDeployment)  # called from synchronous code: no coroutine
         result.append(deployment)
@@ -352,6 +364,84 @@ def _automation_named(name: str) -> UUID | None:
     with get_client(sync_client=True) as client:
         found = client.read_automations_by_name(name)
     return found[0].id if found else None
+
+
+def ensure_campaign_pool(settings: Settings) -> tuple[str, bool]:
+    """Create the campaign's process work pool (MAIRIE_CAMPAIGN_WORK_POOL) if missing, and set its
+    concurrency limit (MAIRIE_CAMPAIGN_CONCURRENCY) either way; returns (its name, whether it was created).
+    The workers (`prefect worker start --pool … --limit 1`, one per machine) take the child runs of
+    `renouvellement-lot` from it (docs/scaling.md)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+    from prefect.exceptions import ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
+    name, limit = settings.campaign_work_pool, settings.campaign_concurrency
+    with get_client(sync_client=True) as client:
+        try:
+            pool = client.read_work_pool(name)
+        except ObjectNotFound:
+            template = ProcessWorker.get_default_base_job_template()
+            client.create_work_pool(
+                WorkPoolCreate(name=name, type="process", base_job_template=template, concurrency_limit=limit)
+            )
+            return name, True
+        if pool.type != "process":
+            raise StackError(f"le pool « {name} » existe déjà, de type {pool.type} : il faut un pool « process »")
+        client.update_work_pool(name, WorkPoolUpdate(concurrency_limit=limit))
+    return name, False
+
+
+LOST_SLICES_AUTOMATION = "lot-campagne-sans-battement"
+
+
+def ensure_lost_slice_detection() -> str:
+    """Create (or update) the automation that marks Crashed a `renouvellement-lot` run whose heartbeats
+    stopped for 90 s — its machine or its worker died with it, so no process is left to report the crash —
+    so that the campaign schedules it again (Prefect's zombie-run pattern). The workers emit heartbeats
+    with PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30 (mairie-worker@.service, compose's campaign-worker).
+    Idempotent; returns the automation's id."""
+    from datetime import timedelta
+
+    from prefect.automations import Automation
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+
+    automation = Automation(
+        name=LOST_SLICES_AUTOMATION,
+        description="Un lot de la campagne sans battement de cœur depuis 90 s (machine perdue) : interrompu, "
+        "la campagne le relance",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related={"prefect.resource.role": "flow", "prefect.resource.name": "renouvellement-lot"},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=90),
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED, message="plus de battement de cœur depuis 90 s : machine ou worker perdu"
+            )
+        ],
+    )
+    existing = _automation_named(LOST_SLICES_AUTOMATION)
+    if existing is not None:
+        automation.id = existing
+        automation.update()
+        return str(existing)
+    created = automation.create()
+    assert isinstance(created, Automation)  # called from synchronous code: no coroutine
+    return str(created.id)
 
 
 def running(settings: Settings) -> dict[str, str] | None:

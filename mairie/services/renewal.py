@@ -41,7 +41,7 @@ from models.directory import find
 from models.eligibility import Eligibility
 from models.entities import AuditEvent, Collectivity, Invoice, Subscription
 from models.errors import InvalidInput
-from models.lifecycle import SubscriptionStatus
+from models.lifecycle import InvoiceStatus, SubscriptionStatus
 from models.reference_data import stored_grids
 from models.renewal import LiveItem, LiveWindow, RenewalPlan, plan_renewal
 from models.renewal import renewal_date as campaign_date
@@ -103,10 +103,36 @@ def live_subscriptions(session: Session, year: int, on: date) -> list[Subscripti
     return list(session.exec(query).all())
 
 
-def live_subscription_ids(session: Session, year: int, on: date) -> list[int]:
-    """Their ids only: what the campaign iterates over (a few MB for every French commune)."""
-    query = select(Subscription.id).where(*_live(LiveWindow(year, on))).order_by(col(Subscription.id))
-    return [int(i) for i in session.exec(query).all() if i is not None]
+def live_subscription_ids(
+    session: Session, year: int, on: date, first_id: int | None = None, last_id: int | None = None
+) -> list[int]:
+    """Their ids only: what the campaign iterates over (a few MB for every French commune), optionally
+    those of one slice (ids from `first_id` to `last_id`, both included)."""
+    query = select(Subscription.id).where(*_live(LiveWindow(year, on)))
+    if first_id is not None:
+        query = query.where(col(Subscription.id) >= first_id)
+    if last_id is not None:
+        query = query.where(col(Subscription.id) <= last_id)
+    return [int(i) for i in session.exec(query.order_by(col(Subscription.id))).all() if i is not None]
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Consecutive live subscriptions of a campaign, by id bounds (both included): what one child run of
+    `renouvellement-lot` issues. Bounds, not a list: the same ids give the same slices on every run."""
+
+    index: int
+    first_id: int
+    last_id: int
+    subscriptions: int
+
+
+def slices_of(ids: list[int], size: int) -> list[Slice]:
+    """Cut sorted subscription ids into slices of at most `size`."""
+    if size < 1:
+        raise ValueError("slice size must be at least 1")
+    chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+    return [Slice(n, chunk[0], chunk[-1], len(chunk)) for n, chunk in enumerate(chunks)]
 
 
 def _verdict(settings: Settings, session: Session, collectivity: Collectivity, grid: Grid, on: date) -> Eligibility:
@@ -267,6 +293,7 @@ class CampaignResult:
     excluded: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)  # buyer's identity incomplete: nothing numbered
+    taken: list[int] = field(default_factory=list)  # subscriptions another run held at that moment (skipped)
 
 
 # Subscriptions numbered before their invoices are rendered together (a window): enough to keep every
@@ -280,12 +307,20 @@ def issue(
     *,
     exclude: Iterable[str] = (),
     subscription_ids: Iterable[int] | None = None,
+    first_id: int | None = None,
+    last_id: int | None = None,
     today: date | None = None,
     progress: Callable[[int, int], None] | None = None,
     pool: RenderPool | None = None,
 ) -> CampaignResult:
     """Issue the renewal invoices of the year. `exclude` lists SIRENs (or INSEE codes) the operator left
-    out. Running it again issues only what is missing.
+    out; `subscription_ids`, or the bounds `first_id`–`last_id` (a `Slice`), restrict it to some
+    subscriptions. Running it again issues only what is missing.
+
+    Any number of runs may share one list: each subscription is claimed with `SELECT … FOR UPDATE SKIP
+    LOCKED` (PostgreSQL) in its numbering transaction, so a run skips at once a subscription another run is
+    numbering (`CampaignResult.taken`) and finds it issued afterwards; on SQLite the single writer lock
+    serialises the transactions instead.
 
     Two steps per invoice (`invoicing`): numbering, one short transaction per subscription; then rendering,
     storing and emailing, one transaction per invoice, the PDFs rendered by a pool of recycled processes
@@ -299,16 +334,21 @@ def issue(
     if day.year != year:
         raise InvalidInput(f"les factures de renouvellement {year} sont datées de {year} (pas du {day:%d/%m/%Y})")
     result = CampaignResult(year)
+    whole = subscription_ids is None and first_id is None and last_id is None
     with unit_of_work(settings) as uow:
-        targets = live_subscription_ids(uow.session, year, on)
+        targets = live_subscription_ids(uow.session, year, on, first_id, last_id)
         grids = stored_grids(uow.session)
-    if subscription_ids is not None:
-        wanted = set(subscription_ids)
-        targets = [t for t in targets if t in wanted]
+        if subscription_ids is not None:
+            wanted = set(subscription_ids)
+            targets = [t for t in targets if t in wanted]
+        # invoices a crashed run numbered and did not render: all of them, or those of these subscriptions
+        # (a slice leaves the other slices' invoices to the runs rendering them)
+        unfinished = None if whole else _numbered_of(uow.session, year, targets)
     with contextlib.ExitStack() as stack:
         if pool is None:
             pool = stack.enter_context(RenderPool(render_processes(settings, 2 * len(targets))))
-        complete_unfinished(settings, pool=pool)  # invoices a crashed run numbered and did not render
+        if unfinished is None or unfinished:
+            complete_unfinished(settings, unfinished, pool=pool)
         window: list[tuple[IssuedInvoice, bool]] = []
         for index, subscription_id in enumerate(targets, start=1):
             window += _number_one(settings, subscription_id, year, day, excluded, result, grids)
@@ -319,6 +359,20 @@ def issue(
                 progress(index, len(targets))
     file_deposits(settings)
     return result
+
+
+def _numbered_of(session: Session, year: int, subscription_ids: list[int]) -> list[int]:
+    """Ids of the year's invoices of these subscriptions still `numbered` (no document yet)."""
+    if not subscription_ids:
+        return []
+    query = select(Invoice.id, Invoice.subscription_id).where(
+        Invoice.billing_year == year,
+        Invoice.status == InvoiceStatus.NUMBERED,
+        col(Invoice.subscription_id) >= subscription_ids[0],
+        col(Invoice.subscription_id) <= subscription_ids[-1],
+    )
+    wanted = set(subscription_ids)
+    return [int(i) for i, sub in session.exec(query).all() if i is not None and sub in wanted]
 
 
 def _number_one(
@@ -335,11 +389,14 @@ def _number_one(
     side by side. Returns its invoices, each with whether it was numbered here."""
     numbered: list[tuple[IssuedInvoice, bool]] = []
     with unit_of_work(settings) as uow:
-        # Lock the subscription first: a concurrent campaign waits here, then finds the invoices issued
-        # (on SQLite, BEGIN IMMEDIATE already serialises the transactions).
+        # Claim the subscription: another run numbering it holds its row, and this one skips it at once
+        # (that run issues it); on SQLite, BEGIN IMMEDIATE already serialises the transactions.
         subscription = uow.session.exec(
-            select(Subscription).where(Subscription.id == subscription_id).with_for_update()
-        ).one()
+            select(Subscription).where(Subscription.id == subscription_id).with_for_update(skip_locked=True)
+        ).first()
+        if subscription is None:
+            result.taken.append(subscription_id)
+            return []
         collectivity, plan = plan_for(settings, uow, subscription, year, grids)
         if collectivity.siren in excluded or (collectivity.insee_code or "") in excluded:
             result.excluded.append(collectivity.siren)

@@ -70,7 +70,8 @@ def test_two_campaigns_at_once_on_postgresql(pg_url: str, tmp_path: Path, mail_s
     assert numbers and max(numbers.values()) == 1  # no number given twice
     assert max(per_key.values()) == 1  # one invoice per subscription, issuer and year
 
-    # both campaigns end normally: the second waits on each subscription's lock, then skips what is issued
+    # both campaigns end normally: each skips at once a subscription the other is numbering (FOR UPDATE SKIP
+    # LOCKED) and keeps what the other issued
     assert codes == [0, 0], (tmp_path / "workers.log").read_text()[-3000:]
     final = run_to_end(worker_env(settings), tmp_path / "final.log")
     assert final.returncode == 0, final.stderr[-3000:]

@@ -226,6 +226,10 @@ def test_runs_waiting_for_an_operator_survive_a_restart_of_every_process(stack_e
         assert arras == ["quoted"], statuses  # Arras's request, registered once, quoted once
         assert len(quotes) == 4  # two per request
         assert sorted(invoices) == ["CDG62-FAC-2027-00001", "LFN-FAC-2027-00001"]
+        # issued by a child run of `renouvellement-lot`, which `mairie up` serves (one slice here)
+        slice_id = _deployment_id(api, "renouvellement-lot")
+        assert slice_id is not None
+        assert [r["state"]["name"] for r in _runs_of(api, slice_id)] == ["Completed"]
         _wait(lambda: len(_messages_to(settings, "maire@arras.example")) == 1, "no email to Arras", log, 60)
         assert len(_messages_to(settings, settings.operators_email)) == operator_mails  # not told again
         time.sleep(3)

@@ -36,11 +36,13 @@ UNITS = DEPLOY / "systemd"
 INSTALL_DIR = "/opt/mairie-connectee"
 VENV_BIN = f"{INSTALL_DIR}/.venv/bin"
 POOL = "mairie-connectee"
+CAMPAIGN_POOL = "mairie-campagne"  # the campaign's child runs (MAIRIE_CAMPAIGN_WORK_POOL's default)
 TIMEZONE = "Europe/Paris"
 PLACEHOLDER = "CHANGE-ME"
 REQUIRED_UNITS = {
     "mairie-prefect-server.service",
     "mairie-worker.service",
+    "mairie-worker@.service",
     "mairie-web.service",
     "mairie-quote-worker.service",
     "mairie-migrate.service",
@@ -49,6 +51,7 @@ REQUIRED_UNITS = {
 LONG_RUNNING_UNITS = {
     "mairie-prefect-server.service",
     "mairie-worker.service",
+    "mairie-worker@.service",
     "mairie-web.service",
     "mairie-quote-worker.service",
 }
@@ -75,7 +78,18 @@ def catalogue() -> list[Any]:
     from mairie.settings import Settings
 
     fields = Settings.model_fields
-    return build(fields["renewal_month"].default, fields["renewal_day"].default)
+    return build(
+        fields["renewal_month"].default,
+        fields["renewal_day"].default,
+        campaign_pool=fields["campaign_work_pool"].default,
+        campaign_concurrency=fields["campaign_concurrency"].default,
+    )
+
+
+def pool_of(name: str) -> str:
+    """The work pool a deployment of the catalogue runs on (the campaign's child runs have their own)."""
+    pools = {spec.name: spec.pool for spec in catalogue()}
+    return pools[name]
 
 
 def path_entrypoint(entrypoint: str) -> str:
@@ -239,7 +253,9 @@ def test_prefect_yaml_validates_as_prefect_deploy_reads_it() -> None:
     model = PrefectYamlModel.model_validate(prefect_yaml())
     assert len(model.deployments) == len(prefect_yaml()["deployments"])
     for deployment in model.deployments:
-        assert deployment.work_pool is not None and deployment.work_pool.name == POOL, deployment.name
+        assert deployment.work_pool is not None and deployment.work_pool.name == pool_of(deployment.name), (
+            deployment.name
+        )
         for schedule in deployment.schedules or []:
             assert type(schedule).__name__ == "RawScheduleConfig", f"{deployment.name}: schedule not understood"
 
@@ -255,6 +271,9 @@ def test_prefect_yaml_declares_exactly_the_catalogue() -> None:
         deployment = declared[name]
         assert deployment["entrypoint"] == path_entrypoint(spec.entrypoint), name
         assert deployment.get("description") == spec.description, name
+        assert deployment["work_pool"]["name"] == spec.pool, name
+        if spec.concurrency_limit is not None:
+            assert deployment["concurrency_limit"]["limit"] == spec.concurrency_limit, name
         schedules = deployment.get("schedules") or []
         if spec.cron is None and spec.interval_s is None:
             assert schedules == [], f"{name} has no schedule in the catalogue"
@@ -305,7 +324,7 @@ def test_prefect_yaml_runs_from_the_installed_checkout_in_one_process_pool() -> 
     assert not document.get("build") and not document.get("push")
     assert document["pull"] == [{"prefect.deployments.steps.set_working_directory": {"directory": INSTALL_DIR}}]
     for name, deployment in yaml_deployments().items():
-        assert deployment["work_pool"]["name"] == POOL, name
+        assert deployment["work_pool"]["name"] == pool_of(name), name
         assert "pull" not in deployment, f"{name} overrides the pull step"
 
 
@@ -366,6 +385,12 @@ def test_units_are_wired_in_order() -> None:
 
 def test_units_use_the_pool_and_the_prefect_file_of_prefect_yaml() -> None:
     all_units = units()
+    # the templated worker: the instance names the pool (mairie-worker@mairie-campagne), one child run at a time
+    campaign = exec_commands(all_units["mairie-worker@.service"])[-1]
+    assert campaign[campaign.index("--pool") + 1] == "%i" and campaign[campaign.index("--limit") + 1] == "1"
+    assert dict(all_units["mairie-worker@.service"]["Service"]).get("KillSignal") == "SIGINT"
+    deploy_pre = unit_values(all_units["mairie-prefect-deploy.service"], "Service", "ExecStartPre")
+    assert f"{VENV_BIN}/mairie pool" in deploy_pre  # creates the campaign's pool with its concurrency limit
     worker = exec_commands(all_units["mairie-worker.service"])[-1]
     assert worker[worker.index("--pool") + 1] == POOL
     # Prefect 3.8's worker ignores SIGTERM; SIGINT stops it and makes paused runs report a crash.
@@ -407,16 +432,18 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
 
 def test_compose_declares_the_services() -> None:
     services = compose()["services"]
-    assert set(services) == {"postgres", "migrate", "prefect-server", "worker", "quote-worker", "web", "deployments"}
+    assert set(services) == {
+        "postgres", "migrate", "prefect-server", "worker", "campaign-worker", "quote-worker", "web", "deployments"
+    }  # fmt: skip
     for name, service in services.items():
         assert service.get("image") or service.get("build"), name
         for dependency, spec in (service.get("depends_on") or {}).items():
             assert dependency in services, f"{name} depends on unknown {dependency}"
             assert spec["condition"] in {"service_started", "service_healthy", "service_completed_successfully"}
-    for name in ("postgres", "prefect-server", "worker", "quote-worker", "web"):
+    for name in ("postgres", "prefect-server", "worker", "campaign-worker", "quote-worker", "web"):
         assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
     assert services["migrate"]["restart"] == "no"
-    for name in ("worker", "quote-worker", "web"):
+    for name in ("worker", "campaign-worker", "quote-worker", "web"):
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully", name
         assert services[name]["depends_on"]["prefect-server"]["condition"] == "service_healthy", name
     assert services["deployments"].get("profiles"), "registering deployments must not run at every `up`"
@@ -467,6 +494,10 @@ def test_compose_runs_only_existing_commands() -> None:
     worker = compose()["services"]["worker"]["command"]
     assert worker[worker.index("--pool") + 1] == POOL
     assert compose()["services"]["worker"].get("stop_signal") == "SIGINT"
+    campaign = compose()["services"]["campaign-worker"]
+    command = campaign["command"]
+    assert command[command.index("--pool") + 1] == CAMPAIGN_POOL and command[command.index("--limit") + 1] == "1"
+    assert campaign["stop_signal"] == "SIGINT" and campaign["deploy"]["replicas"] >= 2  # N workers: --scale
     assert problems == []
 
 

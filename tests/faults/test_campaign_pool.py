@@ -1,0 +1,188 @@
+"""The campaign through a real Prefect work pool (issue 21): child runs of `renouvellement-lot` taken by real
+`prefect worker` processes on PostgreSQL, the parent (the approved campaign) in this process.
+
+- a child run's process SIGKILLed in the middle of its slice → Prefect says Crashed, the parent schedules
+  the same run again, its retry completes what the killed one numbered and issues the rest: no duplicate,
+  no gap, every email once; then a second parent run of the same campaign gets the same child runs back
+  (idempotency keys), creates none, and issues nothing;
+- a child run that cannot store its documents → the slice fails cleanly (nothing issued, no email queued,
+  invoices left numbered) and Prefect retries it; once the store is back the retry completes the campaign.
+
+The workers share this test's data folder (one machine); with `MAIRIE_DOCUMENT_STORE=database` they would
+share nothing but PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect import flow
+from sqlmodel import select
+
+from bench._seed import seed_live
+from flows.campaign import SlicedIssue, issue_in_slices, publish_summary
+from mairie.database import unit_of_work
+from mairie.settings import Settings, get_settings
+from models.entities import Invoice, OutboxMessage
+from notifications.mailserver import LoopbackMailServer
+from tests.faults.conftest import campaign_settings
+from tests.faults.pool import Pool, campaign_pool, descendants
+from tests.faults.test_crash import check_campaign, worker_env
+
+pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("prefect_harness")]
+
+YEAR = 2027
+TODAY = date(YEAR, 1, 15)
+
+
+@flow(name="campagne-renouvellement-essai")
+def approved_campaign(expected: int) -> SlicedIssue:
+    """The parent after its approval: what `campagne-renouvellement` does once the operator said yes."""
+    result = issue_in_slices(YEAR, [], TODAY, expected=expected, poll_s=0.5)
+    publish_summary(result, "Alice")
+    return result
+
+
+@pytest.fixture
+def pooled(
+    tmp_path: Path, pg_url: str, mail_server: LoopbackMailServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Settings, dict[str, str]]]:
+    """Initialised settings on PostgreSQL, in the environment (the parent reads them there) and as the
+    workers' environment."""
+    store = tmp_path / "store"
+    settings = campaign_settings(
+        tmp_path, pg_url, mail_server.port, campaign_slice_size=4, documents_dir=store / "documents"
+    )
+    env = worker_env(settings, MAIRIE_CAMPAIGN_SLICE_SIZE=4, MAIRIE_DOCUMENTS_DIR=store / "documents")
+    for key, value in env.items():
+        if key.startswith("MAIRIE_"):
+            monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    yield settings, env
+    get_settings.cache_clear()
+
+
+def _counts(settings: Settings) -> tuple[int, int]:
+    """(invoices of the year only numbered, issued)."""
+    with unit_of_work(settings) as uow:
+        statuses = uow.session.exec(select(Invoice.status).where(Invoice.billing_year == YEAR)).all()
+    return sum(1 for s in statuses if s == "numbered"), sum(1 for s in statuses if s == "issued")
+
+
+class Parent:
+    """The parent run in a thread, so that the test can act on the workers meanwhile."""
+
+    def __init__(self, expected: int) -> None:
+        self.result: dict[str, Any] = {}
+        self.thread = threading.Thread(target=self._run, args=(expected,), daemon=True)
+        self.thread.start()
+
+    def _run(self, expected: int) -> None:
+        try:
+            self.result["value"] = approved_campaign(expected)
+        except BaseException as exc:  # reported by `wait`
+            self.result["error"] = exc
+
+    def wait(self, pool: Pool, timeout: float = 240) -> SlicedIssue:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), f"the campaign did not end in {timeout} s:\n{pool.log_tail()}"
+        if "error" in self.result:
+            raise AssertionError(f"the campaign failed:\n{pool.log_tail()}") from self.result["error"]
+        value: SlicedIssue = self.result["value"]
+        return value
+
+
+def _states(run: Any) -> list[str]:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return [s.name for s in client.read_flow_run_states(run.id)]
+
+
+def test_a_worker_killed_mid_slice_is_retried_and_a_second_campaign_issues_nothing(
+    pooled: tuple[Settings, dict[str, str]], mail_server: LoopbackMailServer, tmp_path: Path
+) -> None:
+    settings, env = pooled
+    seed_live(settings, 12, year=YEAR - 1)  # 3 slices of 4 subscriptions, 24 invoices
+    with campaign_pool(env, tmp_path / "workers.log", workers=2) as pool:
+        parent = Parent(expected=24)
+        deadline = time.monotonic() + 120
+        killed: list[int] = []
+        while not killed:  # the first slice numbered, its documents not all rendered yet: kill its process
+            assert time.monotonic() < deadline, f"no slice started:\n{pool.log_tail()}"
+            numbered, issued = _counts(settings)
+            victims = pool.flow_run_processes() if numbered else []
+            if victims and issued < 24:
+                for pid in [victims[0], *descendants(victims[0])]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                at_kill = (numbered, issued)
+            time.sleep(0.05)
+        result = parent.wait(pool)
+
+        assert at_kill[0] > 0  # killed between numbering and rendering: invoices left numbered
+        assert [s.failed for s in result.slices] == [False, False, False]
+        history = [(r.name, _states(r)) for r in pool.child_runs()]
+        assert sum(s.reruns for s in result.slices) == 1, (killed, history)  # the crashed run, scheduled again
+        crashed = [r for r in pool.child_runs() if "Crashed" in _states(r)]
+        assert len(crashed) == 1 and crashed[0].state.is_completed(), [(r.name, _states(r)) for r in pool.child_runs()]
+        assert len(result.issued) == 24 and result.existing == [] and result.unfinished == 0
+        arrived = check_campaign(settings, mail_server, 12)  # no duplicate, no gap, every invoice stored, sent
+        assert set(arrived.values()) == {1}  # every email once
+
+        # The same campaign again: the same three child runs (their keys), nothing issued, nothing sent.
+        runs_before = sorted(str(r.id) for r in pool.child_runs())
+        mails_before = len(mail_server.messages())
+        again = Parent(expected=0).wait(pool)
+        assert sorted(str(r.id) for r in pool.child_runs()) == runs_before
+        assert sorted(str(s.run_id) for s in again.slices) == runs_before
+        assert again.issued == [] and len(again.existing) == 24
+        assert len(mail_server.messages()) == mails_before
+        check_campaign(settings, mail_server, 12)
+
+
+def test_a_slice_that_cannot_store_its_documents_fails_cleanly_and_is_retried(
+    pooled: tuple[Settings, dict[str, str]], mail_server: LoopbackMailServer, tmp_path: Path
+) -> None:
+    settings, env = pooled
+    seed_live(settings, 3, year=YEAR - 1)  # one slice, 6 invoices
+    store = tmp_path / "store"
+    store.write_text("not a folder")  # the store is unreachable: every write of a document fails
+    with campaign_pool(env, tmp_path / "workers.log", workers=1) as pool:
+        parent = Parent(expected=6)
+        deadline = time.monotonic() + 120
+        while True:  # the first attempt fails; Prefect schedules its retry (AwaitingRetry, 10 s later)
+            assert time.monotonic() < deadline, f"no retry:\n{pool.log_tail()}"
+            runs = pool.child_runs()
+            if runs and "AwaitingRetry" in _states(runs[0]):
+                break
+            time.sleep(0.2)
+        # cleanly: every invoice numbered (no gap later), none issued, no document, no email queued
+        with unit_of_work(settings) as uow:
+            invoices = uow.session.exec(select(Invoice).where(Invoice.billing_year == YEAR)).all()
+            queued = uow.session.exec(select(OutboxMessage.id)).all()
+            assert {i.status for i in invoices} == {"numbered"} and len(invoices) == 6
+            assert all(i.document_sha256 is None and i.emailed_message_id is None for i in invoices)
+        assert queued == []
+        store.unlink()  # the store is back before the retry
+        result = parent.wait(pool)
+        assert [s.failed for s in result.slices] == [False]
+        assert result.slices[0].reruns == 0  # retried by Prefect itself (the flow's retries), not by the parent
+        (child,) = pool.child_runs()
+        states = _states(child)
+        assert child.state.is_completed() and "AwaitingRetry" in states, states
+        assert sum(1 for s in states if s in ("Running", "Retrying")) == 2, states  # failed once, then done
+
+    assert len(result.issued) == 6
+    arrived = check_campaign(settings, mail_server, 3)
+    assert set(arrived.values()) == {1}
