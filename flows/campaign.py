@@ -47,7 +47,7 @@ from sqlmodel import col, func, select
 
 from mairie.database import unit_of_work
 from mairie.services import renewal
-from mairie.services.mail import dispatch
+from mairie.services.mail import SendingMeanwhile, dispatch
 from mairie.settings import Settings, get_settings
 from models.entities import Invoice
 from models.lifecycle import InvoiceStatus
@@ -84,8 +84,9 @@ def renewal_slice(
         today: La date d'émission (par défaut la date de renouvellement)
     """
     settings = get_settings()
-    result = renewal.issue(settings, year, exclude=exclude or [], first_id=first_id, last_id=last_id, today=today)
-    sent = 0
+    with SendingMeanwhile(settings) as meanwhile:  # the emails of committed invoices leave while the rest renders
+        result = renewal.issue(settings, year, exclude=exclude or [], first_id=first_id, last_id=last_id, today=today)
+    sent = meanwhile.sent
     for _round in range(MAIL_ROUNDS):  # the slice's emails leave now, from this machine
         report = dispatch(settings)
         sent += len(report.sent)
