@@ -663,6 +663,19 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _refuse_unusable_chorus(self) -> Settings:
+        """In production, the Chorus Pro API is configured completely or not at all, over https, without the
+        development sandbox's credentials, and each issuer's technical account is whole."""
+        if self.environment == "production":
+            problems = chorus_production_problems(self)
+            if problems:
+                lines = "\n".join(f"  - {problem}" for problem in problems)
+                raise ValueError(
+                    "réglages Chorus Pro inutilisables en production (voir docs/chorus-pro.md) :\n" + lines
+                )
+        return self
+
+    @model_validator(mode="after")
     def _refuse_example_identities(self) -> Settings:
         """Outside development, an issuer's documents must carry its real identity: every example value
         and placeholder of the defaults is refused, each problem naming the setting to fill."""
@@ -866,6 +879,56 @@ PES_SETTING_WHAT = {
     "PES_ACCOUNTANT_POSTCODE": "le code postal du centre des finances publiques",
     "PES_ACCOUNTANT_CITY": "la ville du centre des finances publiques",
 }
+
+
+# The local sandbox's OAuth client and the technical accounts `mairie up` gives it in development
+# (mairie.stack.chorus_sandbox_env): never a real PISTE application or Chorus Pro account.
+CHORUS_SANDBOX_CLIENT = ("mairie-dev", "bac-a-sable-dev-seulement")
+
+
+def chorus_sandbox_account(code: str) -> tuple[str, str]:
+    return f"TECH_{code}_DEV", f"dev-{code.lower()}"
+
+
+def chorus_production_problems(settings: Settings) -> list[str]:
+    """What makes the Chorus Pro settings unusable for real deposits, one French sentence per problem naming
+    the setting: a half-configured API (some of URL, token URL, client id and secret set, not all), an
+    address that is not https, the development sandbox's client or accounts, an issuer's technical account
+    with a login and no password (or the reverse). Empty when the API is unset (the folder channel) or
+    complete; in production a non-empty list refuses the settings."""
+    chorus = settings.chorus
+    fields = {
+        "MAIRIE_CHORUS__API_URL": chorus.api_url,
+        "MAIRIE_CHORUS__OAUTH_URL": chorus.oauth_url,
+        "MAIRIE_CHORUS__CLIENT_ID": chorus.client_id,
+        "MAIRIE_CHORUS__CLIENT_SECRET": chorus.client_secret,
+    }
+    problems: list[str] = []
+    given = {name for name, value in fields.items() if value}
+    if given and given != set(fields):
+        missing = ", ".join(name for name in fields if name not in given)
+        problems.append(f"{missing} : à renseigner aussi (l'API Chorus Pro est configurée en partie)")
+    for name in ("MAIRIE_CHORUS__API_URL", "MAIRIE_CHORUS__OAUTH_URL"):
+        value = fields[name]
+        if value and not value.startswith("https://"):
+            problems.append(f"{name} : une adresse https:// de PISTE (« {value} » n'est bon que pour le bac à sable)")
+    if (chorus.client_id, chorus.client_secret) == CHORUS_SANDBOX_CLIENT:
+        problems.append(
+            "MAIRIE_CHORUS__CLIENT_ID, MAIRIE_CHORUS__CLIENT_SECRET : les identifiants du bac à sable local ; "
+            "ceux de votre application PISTE"
+        )
+    for key in ISSUER_SETTINGS:
+        identity: IssuerIdentity = getattr(settings, key)
+        login, password = identity.chorus_login, identity.chorus_password
+        if bool(login) != bool(password):
+            missing = _setting(key, "chorus_password" if login else "chorus_login")
+            problems.append(f"{missing} : à renseigner (compte technique Chorus Pro de {identity.code} incomplet)")
+        elif login and (login, password) == chorus_sandbox_account(identity.code):
+            problems.append(
+                f"{_setting(key, 'chorus_login')} : le compte de développement du bac à sable ; le compte "
+                f"technique Chorus Pro de {identity.code}"
+            )
+    return problems
 
 
 def pes_production_problems(settings: Settings) -> list[str]:

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 from uuid import UUID
 
-from mairie.settings import Settings
+from mairie.settings import CHORUS_SANDBOX_CLIENT, Settings, chorus_sandbox_account
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -490,7 +490,7 @@ def prefect_of_running_stack(settings: Settings) -> Iterator[bool]:
 
 
 # The local Chorus Pro sandbox of `mairie up` (development only; a test double, see mairie.chorus_sandbox)
-SANDBOX_CLIENT = ("mairie-dev", "bac-a-sable-dev-seulement")
+SANDBOX_CLIENT = CHORUS_SANDBOX_CLIENT
 SANDBOX_PORT = 8095
 
 
@@ -508,8 +508,8 @@ def chorus_sandbox_env(settings: Settings, port: int = SANDBOX_PORT) -> dict[str
     }
     for key, identity in (("SYNDICAT", settings.syndicat), ("CDG62", settings.cdg62), ("CDG59", settings.cdg59)):
         if not identity.has_chorus_account:
-            env[f"MAIRIE_{key}__CHORUS_LOGIN"] = f"TECH_{identity.code}_DEV"
-            env[f"MAIRIE_{key}__CHORUS_PASSWORD"] = f"dev-{identity.code.lower()}"
+            login, password = chorus_sandbox_account(identity.code)
+            env[f"MAIRIE_{key}__CHORUS_LOGIN"], env[f"MAIRIE_{key}__CHORUS_PASSWORD"] = login, password
     return env
 
 

@@ -209,3 +209,52 @@ def test_mairie_init_outside_development_says_which_settings_to_fill(monkeypatch
     result = CliRunner().invoke(app, ["init"], env={**env, "MAIRIE_CDG62__IBAN": "FR761234"})
     assert result.exit_code == 2
     assert "réglage invalide MAIRIE_CDG62__IBAN : IBAN FR761234 invalide" in " ".join(result.output.split())
+
+
+def _production(**chorus_and_identities):
+    values = {"environment": "production", "secret_key": STRONG_SECRET, **real_identities()}
+    for key, value in chorus_and_identities.items():
+        if key in ("syndicat", "cdg62", "cdg59"):
+            values[key] = {**values[key], **value}  # type: ignore[dict-item]
+        else:
+            values[key] = value
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+REAL_CHORUS = {
+    "api_url": "https://api.piste.gouv.fr",
+    "oauth_url": "https://oauth.piste.gouv.fr/api/oauth/token",
+    "client_id": "a1b2c3d4-application-piste",
+    "client_secret": secrets.token_urlsafe(24),
+}
+
+
+@pytest.mark.parametrize(
+    ("chorus", "account", "named"),
+    [
+        ({"api_url": REAL_CHORUS["api_url"]}, {}, "MAIRIE_CHORUS__OAUTH_URL, MAIRIE_CHORUS__CLIENT_ID"),
+        ({**REAL_CHORUS, "api_url": "http://127.0.0.1:8095"}, {}, "MAIRIE_CHORUS__API_URL : une adresse https://"),
+        (
+            {**REAL_CHORUS, "client_id": "mairie-dev", "client_secret": "bac-a-sable-dev-seulement"},
+            {},
+            "bac à sable local",
+        ),
+        (REAL_CHORUS, {"chorus_login": "TECH_LFN_PROD"}, "MAIRIE_SYNDICAT__CHORUS_PASSWORD : à renseigner"),
+        (REAL_CHORUS, {"chorus_login": "TECH_LFN_DEV", "chorus_password": "dev-lfn"}, "compte de développement"),
+    ],
+)
+def test_production_refuses_unusable_chorus_settings(chorus, account, named):
+    with pytest.raises(ValidationError) as refused:
+        _production(chorus=chorus, syndicat=account)
+    assert named in str(refused.value) and "docs/chorus-pro.md" in str(refused.value)
+
+
+def test_production_takes_a_complete_chorus_api_or_none():
+    assert not _production().chorus.configured  # no API: the folder channel
+    settings = _production(
+        chorus=REAL_CHORUS, syndicat={"chorus_login": "TECH_LFN", "chorus_password": "s3cret-du-compte"}
+    )
+    assert settings.deposits_through_chorus_api(settings.syndicat)
+    # development keeps the sandbox's (mairie up points every process at it)
+    dev = Settings(_env_file=None, chorus={**REAL_CHORUS, "api_url": "http://127.0.0.1:8095"})  # type: ignore[call-arg]
+    assert dev.chorus.api_url == "http://127.0.0.1:8095"
