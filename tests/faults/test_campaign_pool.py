@@ -8,8 +8,9 @@
 - a child run that cannot store its documents → the slice fails cleanly (nothing issued, no email queued,
   invoices left numbered) and Prefect retries it; once the store is back the retry completes the campaign.
 
-The workers share this test's data folder (one machine); with `MAIRIE_DOCUMENT_STORE=database` they would
-share nothing but PostgreSQL.
+In the first test the documents are in the database (`MAIRIE_DOCUMENT_STORE=database`, the default): the
+workers share nothing but PostgreSQL (and this machine's data folder, for nothing the campaign reads). The
+second uses the `files` store, a folder the workers share, made unreachable.
 """
 
 from __future__ import annotations
@@ -54,15 +55,26 @@ def approved_campaign(expected: int) -> SlicedIssue:
 
 @pytest.fixture
 def pooled(
-    tmp_path: Path, pg_url: str, mail_server: LoopbackMailServer, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    pg_url: str,
+    mail_server: LoopbackMailServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tuple[Settings, dict[str, str]]]:
     """Initialised settings on PostgreSQL, in the environment (the parent reads them there) and as the
-    workers' environment."""
-    store = tmp_path / "store"
+    workers' environment; documents in the database (the default), or with `files` in a folder the
+    workers share (`tmp_path/store/documents`)."""
+    kind = getattr(request, "param", "database")
+    folder = {"documents_dir": tmp_path / "store" / "documents"} if kind == "files" else {}
     settings = campaign_settings(
-        tmp_path, pg_url, mail_server.port, campaign_slice_size=4, documents_dir=store / "documents"
+        tmp_path, pg_url, mail_server.port, campaign_slice_size=4, document_store=kind, **folder
     )
-    env = worker_env(settings, MAIRIE_CAMPAIGN_SLICE_SIZE=4, MAIRIE_DOCUMENTS_DIR=store / "documents")
+    env = worker_env(
+        settings,
+        MAIRIE_CAMPAIGN_SLICE_SIZE=4,
+        MAIRIE_DOCUMENT_STORE=kind,
+        **{"MAIRIE_DOCUMENTS_DIR": folder["documents_dir"]} if folder else {},
+    )
     for key, value in env.items():
         if key.startswith("MAIRIE_"):
             monkeypatch.setenv(key, value)
@@ -151,6 +163,7 @@ def test_a_worker_killed_mid_slice_is_retried_and_a_second_campaign_issues_nothi
         check_campaign(settings, mail_server, 12)
 
 
+@pytest.mark.parametrize("pooled", ["files"], indirect=True)  # a shared folder that is not there
 def test_a_slice_that_cannot_store_its_documents_fails_cleanly_and_is_retried(
     pooled: tuple[Settings, dict[str, str]], mail_server: LoopbackMailServer, tmp_path: Path
 ) -> None:
