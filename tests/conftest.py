@@ -181,3 +181,11 @@ def drain_prefect_events(timeout: float = 30) -> None:
 
     EventsWorker.drain_all(timeout=timeout, at_exit=False)
 
+
+def restore_sigint() -> None:
+    """`preexec_fn` of a child a test stops with Ctrl-C (SIGINT): a background job of a script — CI's, or
+    `bash .ci/run &` — starts with SIGINT ignored, and its children would inherit that; give the child the
+    Ctrl-C a terminal would."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -32,7 +32,7 @@ from sqlmodel import select
 from mairie.database import unit_of_work
 from mairie.settings import Settings
 from models.entities import Invoice, Quote, ServiceRequest
-from tests.conftest import mairie_siret, make_settings
+from tests.conftest import mairie_siret, make_settings, restore_sigint
 
 MAIRIE = [sys.executable, "-c", "from mairie.cli import app; app()"]
 
@@ -55,11 +55,6 @@ def _environment(settings: Settings, prefect_port: int) -> dict[str, str]:
     return env
 
 
-def _restore_sigint() -> None:
-    """A background job of a script ignores SIGINT: give `mairie up` the Ctrl-C a terminal would."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as handle:
         return subprocess.Popen(
@@ -67,7 +62,7 @@ def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]
             env=env,
             stdout=handle,
             stderr=subprocess.STDOUT,
-            preexec_fn=_restore_sigint,
+            preexec_fn=restore_sigint,
         )
 
 

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from mairie.cli_mail import mail_list, mail_server
 from notifications import smtp
 from notifications.mailserver import FaultInjection, LoopbackMailServer, is_loopback, list_messages, write_eml
+from tests.conftest import restore_sigint
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -164,7 +165,7 @@ def test_cli_mail_server_runs_until_interrupted(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-c", code, "--port", "0", "--dir", str(folder)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}, preexec_fn=restore_sigint,
     )  # fmt: skip
     try:
         assert process.stdout is not None
