@@ -151,6 +151,17 @@ def _messages_to(settings: Settings, address: str) -> list[Path]:
     return found
 
 
+def _resume(api: str, run: str, answer: dict[str, object], seconds: float = 60) -> httpx.Response:
+    """The UI's Resume, sent again while the restarted server answers 503 (its services still starting: the
+    run was not touched), as an operator would click again."""
+    deadline = time.monotonic() + seconds
+    while True:
+        resumed = httpx.post(f"{api}/flow_runs/{run}/resume", json={"run_input": answer}, timeout=10)
+        if resumed.status_code != 503 or time.monotonic() > deadline:
+            return resumed
+        time.sleep(1)
+
+
 def test_runs_waiting_for_an_operator_survive_a_restart_of_every_process(stack_env) -> None:
     settings, env, port, log = stack_env
     api = f"http://127.0.0.1:{port}/api"
@@ -207,7 +218,7 @@ def test_runs_waiting_for_an_operator_survive_a_restart_of_every_process(stack_e
             ),
             (campaign_run, {"approve": True, "exclude": [], "operator": "Alice"}),
         ):
-            resumed = httpx.post(f"{api}/flow_runs/{run}/resume", json={"run_input": answer}, timeout=10)
+            resumed = _resume(api, run, answer)
             assert resumed.status_code == 201 and resumed.json()["status"] == "ACCEPT", resumed.text
         for run in (request_run, campaign_run):
             _wait(lambda r=run: _state(api, r) == "Completed", f"run {run} not completed after resume", log)
