@@ -33,6 +33,7 @@ from uuid import UUID
 from mairie.settings import CHORUS_SANDBOX_CLIENT, Settings, chorus_sandbox_account
 
 if TYPE_CHECKING:
+    from prefect.automations import Automation
     from prefect.deployments.runner import RunnerDeployment
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -348,7 +349,14 @@ def ensure_failure_alerts(settings: Settings) -> str:
         ),
         actions=[CallWebhook(block_document_id=block_id, payload=ALERT_PAYLOAD)],
     )
-    existing = _automation_named(ALERT_AUTOMATION)
+    return _create_or_update(automation)
+
+
+def _create_or_update(automation: Automation) -> str:
+    """Create the automation, or update the one of the same name (each start applies the current rule)."""
+    from prefect.automations import Automation
+
+    existing = _automation_named(automation.name)
     if existing is not None:
         automation.id = existing
         automation.update()
@@ -434,14 +442,7 @@ def ensure_lost_slice_detection() -> str:
             )
         ],
     )
-    existing = _automation_named(LOST_SLICES_AUTOMATION)
-    if existing is not None:
-        automation.id = existing
-        automation.update()
-        return str(existing)
-    created = automation.create()
-    assert isinstance(created, Automation)  # called from synchronous code: no coroutine
-    return str(created.id)
+    return _create_or_update(automation)
 
 
 def running(settings: Settings) -> dict[str, str] | None:
