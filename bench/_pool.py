@@ -48,7 +48,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _tree(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, found through /proc (a process's children may run in sessions of their
+    own, so no process group holds them all)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -108,7 +110,7 @@ class PeakSampler:
         while not self._stop.wait(period):
             for worker in self.workers:
                 self._note("worker", self._hwm(worker.pid))
-                for pid in _tree(worker.pid):
+                for pid in descendants(worker.pid):
                     self._note(_role(pid), self._hwm(pid))
 
     def _note(self, role: str, mb: float) -> None:

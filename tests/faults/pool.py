@@ -22,31 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench._pool import descendants
 from flows.campaign import SLICE_DEPLOYMENT, SLICE_FLOW, renewal_slice
 from mairie.settings import Settings
 from mairie.stack import ensure_campaign_pool, ensure_lost_slice_detection
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid`, through /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 @dataclass

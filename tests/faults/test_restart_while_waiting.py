@@ -29,6 +29,7 @@ import httpx
 import pytest
 from sqlmodel import select
 
+from bench._pool import descendants
 from mairie.database import unit_of_work
 from mairie.settings import Settings
 from models.entities import Invoice, Quote, ServiceRequest
@@ -66,30 +67,9 @@ def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]
         )
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below `pid` (children first found through /proc: the stack's children run in
-    sessions of their own, so no process group holds them all)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def _kill_all(up: subprocess.Popen[bytes]) -> None:
     """SIGKILL the stack and everything it started: no process gets to clean up."""
-    victims = [up.pid, *_descendants(up.pid)]
+    victims = [up.pid, *descendants(up.pid)]
     for pid in victims:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -203,7 +183,7 @@ def test_runs_waiting_for_an_operator_survive_a_restart_of_every_process(stack_e
 
         # 4. Kill everything, then start the stack again on the same data.
         _kill_all(up)
-        assert not _descendants(up.pid)
+        assert not descendants(up.pid)
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"{api}/health", timeout=2)
         up = _start(env, port, log)
@@ -271,7 +251,7 @@ def test_runs_waiting_for_an_operator_survive_a_restart_of_every_process(stack_e
         ]
 
         # 8. Ctrl-C stops the whole stack.
-        children = _descendants(up.pid)
+        children = descendants(up.pid)
         up.send_signal(signal.SIGINT)
         assert up.wait(60) == 0
         deadline = time.monotonic() + 20
