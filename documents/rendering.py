@@ -3,7 +3,9 @@
 What is costly and never changes is built once and reused by every render: the Jinja environment and
 its compiled templates, the WeasyPrint `FontConfiguration` (the shipped Latin font registered once) and
 the parsed stylesheets. CSS is handed to WeasyPrint as stylesheets, never inlined in a `<style>` of the
-template (autoescaping would mangle it).
+template (autoescaping would mangle it). The templates write well-formed XHTML: `documents.weasy` parses
+it with expat and gives WeasyPrint only the user-agent rules that can apply (a fifth of an invoice's
+render, for the same pages).
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from weasyprint import CSS, HTML
+from weasyprint import CSS
 from weasyprint.text.fonts import FontConfiguration
 
+from documents import weasy
 from documents.formatting import FILTERS, NBSP, NNBSP
 
 ROOT = Path(__file__).parent
@@ -66,6 +69,12 @@ def stylesheets(kind: str) -> tuple[CSS, ...]:
     return (_base_css(), CSS(filename=str(ROOT / kind / "style.css"), font_config=font_config()))
 
 
+@cache
+def author_css(kind: str) -> str:
+    """The text of a kind's stylesheets (what `documents.weasy` checks before dropping pseudo-elements)."""
+    return (SHARED / "base.css").read_text(encoding="utf-8") + (ROOT / kind / "style.css").read_text(encoding="utf-8")
+
+
 def render_html(kind: str, **context: Any) -> str:
     """The HTML of a document kind from its template and the given values (StrictUndefined)."""
     return environment().get_template(f"{kind}/template.html").render(**context)
@@ -73,7 +82,7 @@ def render_html(kind: str, **context: Any) -> str:
 
 def html_to_pdf(html: str, kind: str, *, pdf_variant: str | None = None) -> bytes:
     """Lay out the HTML of a document kind with its stylesheets and the shared fonts; PDF bytes."""
-    document = HTML(string=html, base_url=str(ROOT / kind) + "/")
+    document = weasy.parse(html, str(ROOT / kind) + "/", author_css=author_css(kind))
     pdf: bytes | None = document.write_pdf(
         stylesheets=list(stylesheets(kind)),
         font_config=font_config(),
@@ -88,3 +97,4 @@ def warm_up() -> None:
     environment()
     for kind in KINDS:
         stylesheets(kind)
+        author_css(kind)
