@@ -17,10 +17,10 @@ thread), and two warm child processes (each measures its own time, CPU time and 
    the outbox is empty, every email through SMTP to the loopback server;
 2. the floor, on the same invoices: the same HTML (`documents.api.facture_html` of the same `Facture`
    values, rebuilt as `invoicing.issue_invoice` builds them) laid out by a bare WeasyPrint loop with the
-   same prepared stylesheets and fonts (`documents.rendering`), PDF/A-3b, Factur-X embedding EXCLUDED
-   (the embedding of the same CII XML, `embed_facturx`, is timed apart and shown as a second, higher
-   floor); then the same emails (the .eml files the campaign's emails became, same bytes) sent again to
-   the same server by a bare `aiosmtplib.send` loop (one SMTP session per message, as the outbox does).
+   same prepared stylesheets and fonts (`documents.rendering`), PDF/A-3b, WeasyPrint's own way (its HTML5
+   parser and whole user-agent stylesheet, not `documents.weasy`'s), no XML attached; then the same
+   emails (the .eml files the campaign's emails became, same bytes) sent again to the same server by a
+   bare `aiosmtplib.send` loop (one SMTP session per message, as the outbox does).
 
 The subscriptions are cut into `--chunks` consecutive slices and the two children alternate slice by
 slice (campaign slice 1, floor slice 1, campaign slice 2, …), so that both see the same background load on
@@ -286,12 +286,12 @@ def seal_share(result: dict[str, Any]) -> None:
     if f is None or "seal" not in f["wall"]:
         return
     w, cpu, docs = f["wall"], f["cpu"], max(f["documents"], 1)
-    render = w["weasyprint"] + w["embed"]
+    render = w["weasyprint"]
     print(
         f"  seal (PAdES B-B, pyHanko): {w['seal']:.1f} s (CPU {cpu['seal']:.1f}) for {f['documents']} invoices = "
-        f"{w['seal'] / docs * 1000:.1f} ms each against {render / docs * 1000:.1f} ms of render (WeasyPrint + "
-        f"Factur-X) → {w['seal'] / render * 100:.1f} % of the render, CPU "
-        f"{cpu['seal'] / (cpu['weasyprint'] + cpu['embed']) * 100:.1f} % (target < 15 %)",
+        f"{w['seal'] / docs * 1000:.1f} ms each against {render / docs * 1000:.1f} ms of render (bare WeasyPrint)"
+        f" → {w['seal'] / render * 100:.1f} % of the render, CPU "
+        f"{cpu['seal'] / cpu['weasyprint'] * 100:.1f} % (target < 15 %)",
         flush=True,
     )
 
@@ -307,7 +307,6 @@ def floor_child(args: argparse.Namespace) -> None:
 
     from documents import api, rendering
     from documents.cii import build_cii
-    from documents.facturx_pdf import embed_facturx
     from documents.seal import seal_with
 
     settings = child_settings()
@@ -346,9 +345,7 @@ def floor_child(args: argparse.Namespace) -> None:
             if state["documents"] % 97 == 0:  # the floor renders what the campaign rendered
                 state["same_invoices"] &= get_xml_from_pdf(Path(deposited).read_bytes(), check_xsd=False)[1] == xml
             pdf = clock.timed("weasyprint", render, html)
-            title, author = f"Facture {facture.number}", facture.issuer.name
-            fx = clock.timed("embed", embed_facturx, pdf, xml, title=title, author=author)
-            clock.timed("seal", seal_with, fx, seal_keys[facture.issuer.code])  # the campaign seals each invoice
+            clock.timed("seal", seal_with, pdf, seal_keys[facture.issuer.code])  # the campaign seals each invoice
             state["documents"] += 1
         asyncio.run(send(request["emls"]))
         return {"documents": state["documents"]}
@@ -561,16 +558,14 @@ def show(result: dict[str, Any], workers: int) -> None:
         f"  floor: WeasyPrint {w['weasyprint']:.1f} s (CPU {cpu['weasyprint']:.1f}; {f['documents']} PDF/A-3b, "
         f"same invoices: {'yes' if f['same_invoices'] else 'NO'}) + aiosmtplib {w['smtp']:.1f} s "
         f"(CPU {cpu['smtp']:.1f}; {f['emails']} emails, {f['email_bytes'] / max(f['emails'], 1) / 1024:.0f} KiB "
-        f"each) = {floor_s:.1f} s → {f['documents'] / floor_s:.1f} documents/s; Factur-X embedding apart "
-        f"{w['embed']:.1f} s (CPU {cpu['embed']:.1f}); peak RSS {f['rss_mb']:.0f} MB"
+        f"each) = {floor_s:.1f} s → {f['documents'] / floor_s:.1f} documents/s; peak RSS {f['rss_mb']:.0f} MB"
     )
     cores = ""
     if c["render_processes"]:
         cores = f" — the campaign renders on {c['render_processes']} processes, the floor on one"
     print(
         f"  ratio campaign / floor (WeasyPrint + SMTP): wall {c_wall / floor_s:.2f}, CPU {c_cpu / floor_cpu:.2f} "
-        f"(target ≤ 1.3){cores}; with the Factur-X embedding in the floor: wall "
-        f"{c_wall / (floor_s + w['embed']):.2f}, CPU {c_cpu / (floor_cpu + cpu['embed']):.2f}"
+        f"(target ≤ 1.3){cores}"
     )
     print(f"  load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
 

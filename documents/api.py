@@ -13,14 +13,14 @@ from jinja2 import Template
 
 from documents.cii import build_cii
 from documents.data import TO_FILL, Avoir, Convention, Devis, Facture, Issuer, Party
-from documents.facturx_pdf import embed_facturx
+from documents.facturx_pdf import FACTURX_VARIANT as FACTURX_VARIANT
+from documents.facturx_pdf import facturx_pdf
 from documents.facturx_rules import ensure_valid
 from documents.formatting import in_sentence
 from documents.rendering import environment, html_to_pdf, render_html
 from models.catalog import KIND_LABELS
 
 ARCHIVE_VARIANT = "pdf/a-2b"  # quotes and conventions: archival PDF/A, no attachment needed
-FACTURX_VARIANT = "pdf/a-3b"  # Factur-X requires PDF/A-3 (embedded XML)
 
 # The GDPR article 28 annex of the convention, unless the syndicat's settings give their own fragment.
 GDPR_ANNEX = "convention/annexe_rgpd.html"
@@ -31,9 +31,7 @@ _PANEL_NOTE_PREFIXES = ("Population retenue", "Strate :")
 
 def devis_html(devis: Devis) -> str:
     """The HTML of a quote (for previews and the benchmark)."""
-    notes = [
-        n for n in devis.priced.notes if not (devis.population is not None and n.startswith(_PANEL_NOTE_PREFIXES))
-    ]
+    notes = [n for n in devis.priced.notes if not (devis.population is not None and n.startswith(_PANEL_NOTE_PREFIXES))]
     return render_html("devis", devis=devis, notes=notes)
 
 
@@ -51,8 +49,7 @@ def render_facture(facture: Facture) -> bytes:
     """An invoice as Factur-X EN 16931 bytes (PDF/A-3b + CII XML, XSD and EN 16931 rules checked)."""
     xml = build_cii(facture)
     ensure_valid(xml)
-    pdf = html_to_pdf(facture_html(facture), "facture", pdf_variant=FACTURX_VARIANT)
-    return embed_facturx(pdf, xml, title=f"Facture {facture.number}", author=facture.issuer.name)
+    return facturx_pdf(facture_html(facture), "facture", xml)
 
 
 def avoir_html(avoir: Avoir) -> str:
@@ -64,8 +61,7 @@ def render_avoir(avoir: Avoir) -> bytes:
     """A credit note (type 381, referencing the invoice, BT-25) as Factur-X EN 16931 bytes."""
     xml = build_cii(avoir)
     ensure_valid(xml)
-    pdf = html_to_pdf(avoir_html(avoir), "avoir", pdf_variant=FACTURX_VARIANT)
-    return embed_facturx(pdf, xml, title=f"Avoir {avoir.number}", author=avoir.issuer.name)
+    return facturx_pdf(avoir_html(avoir), "avoir", xml)
 
 
 def convention_html(convention: Convention) -> str:

@@ -80,14 +80,16 @@ def render_html(kind: str, **context: Any) -> str:
     return environment().get_template(f"{kind}/template.html").render(**context)
 
 
+def html_to_document(html: str, kind: str, *, pdf_variant: str | None = None) -> Any:
+    """The HTML of a document kind laid out with its stylesheets and the shared fonts: a WeasyPrint
+    `Document` (pages and metadata), to be written with `write_pdf`."""
+    parsed = weasy.parse(html, str(ROOT / kind) + "/", author_css=author_css(kind))
+    return parsed.render(stylesheets=list(stylesheets(kind)), font_config=font_config(), pdf_variant=pdf_variant)
+
+
 def html_to_pdf(html: str, kind: str, *, pdf_variant: str | None = None) -> bytes:
     """Lay out the HTML of a document kind with its stylesheets and the shared fonts; PDF bytes."""
-    document = weasy.parse(html, str(ROOT / kind) + "/", author_css=author_css(kind))
-    pdf: bytes | None = document.write_pdf(
-        stylesheets=list(stylesheets(kind)),
-        font_config=font_config(),
-        pdf_variant=pdf_variant,
-    )
+    pdf: bytes | None = html_to_document(html, kind, pdf_variant=pdf_variant).write_pdf(pdf_variant=pdf_variant)
     assert pdf is not None
     return pdf
 

@@ -579,9 +579,16 @@ def _only_dss_added(reader: PdfFileReader, signed_revision: int) -> bool:
         root_ref = reader.trailer_view.raw_get("/Root").reference
         allowed = _reachable(root.raw_get("/DSS"), reader) | {root_ref}
         later = range(signed_revision + 1, reader.xrefs.total_revisions)
-        return all(reader.xrefs.explicit_refs_in_revision(r) <= allowed for r in later)
+        return all(reader.xrefs.explicit_refs_in_revision(r) <= allowed | _xref_stream(reader, r) for r in later)
     except Exception:  # a history pyHanko cannot read is no B-LT update
         return False
+
+
+def _xref_stream(reader: PdfFileReader, revision: int) -> set[Any]:
+    """The revision's own cross-reference stream, when it has one instead of a table (an update of a PDF
+    that uses xref streams, as WeasyPrint writes them, carries its xref as an object)."""
+    stream_ref = reader.xrefs.get_xref_container_info(revision).stream_ref
+    return {stream_ref} if stream_ref is not None else set()
 
 
 def _has_revocation_info(reader: PdfFileReader) -> bool:

@@ -15,6 +15,7 @@ from documents.data import Issuer, Signatory
 from documents.rendering import html_to_pdf
 from documents.samples import sample_avoir, sample_convention, sample_devis, sample_facture, with_rounding
 from mairie.settings import Settings
+from tests.pdf_checks import assert_pdfa3b_facturx
 
 SETTINGS = Settings()
 SYNDICAT = Issuer.from_identity(SETTINGS.syndicat)
@@ -28,11 +29,6 @@ def text_of(pdf: bytes) -> str:
     text = "\n".join(page.extract_text() for page in reader.pages)
     return re.sub(r"[\s\xa0\u202f]+", " ", text)
 
-
-def xmp_of(pdf: bytes) -> str:
-    reader = PdfReader(io.BytesIO(pdf))
-    metadata = reader.trailer["/Root"]["/Metadata"].get_object()
-    return metadata.get_data().decode("utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +69,7 @@ def test_facture_is_factur_x_en16931_and_pdfa3():
     assert facturx_rules.check(xml) == []
     assert schematron.errors(xml) == []
     assert schematron.french_errors(xml) == []
-    xmp = xmp_of(pdf)
-    assert "<pdfaid:part>3</pdfaid:part>" in xmp and "<pdfaid:conformance>B</pdfaid:conformance>" in xmp
-    assert "EN 16931" in xmp  # fx:ConformanceLevel
+    assert_pdfa3b_facturx(pdf)
     text = text_of(pdf)
     assert "FACTURE" in text and facture.number in text
     assert "Échéance 6 janvier 2027" in text
@@ -128,7 +122,7 @@ def test_avoir_references_the_invoice():
     assert avoir.invoice_number.encode() in xml
     assert schematron.errors(xml) == []
     assert schematron.french_errors(xml) == []
-    assert "<pdfaid:part>3</pdfaid:part>" in xmp_of(pdf)
+    assert_pdfa3b_facturx(pdf)
     text = text_of(pdf)
     assert "AVOIR" in text and f"Avoir sur la facture n° {avoir.invoice_number}" in text
     assert "16,80 €" in text
