@@ -24,7 +24,6 @@ from documents.data import Facture
 from documents.seal import SealKey, seal_with
 
 IN_FLIGHT_PER_PROCESS = 4
-WORKER_GC_THRESHOLDS = (20_000, 10, 10)  # Python's default is (700, 10, 10)
 
 
 def _warm_up() -> None:
@@ -36,11 +35,6 @@ def _warm_up() -> None:
     # What is loaded now lives as long as the worker: out of the collector's way, a full collection
     # no longer walks it (≈ 85 ms every few renders otherwise).
     gc.freeze()
-    # A render allocates some 10⁵ container objects, most of them garbage by the end of the document:
-    # collecting the youngest generation every 20 000 allocations instead of 700 costs 7 % less CPU per
-    # invoice (measured alternately on the campaign's invoices, docs/benchmarks.md) for a few MB more
-    # between collections. The worker only renders: the setting is its own.
-    gc.set_threshold(*WORKER_GC_THRESHOLDS)
 
 
 def render_sealed_facture(document: Facture, key: SealKey | None) -> bytes:

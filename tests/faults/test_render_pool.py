@@ -72,22 +72,3 @@ def test_pool_keeps_the_order_replaces_its_workers_and_raises_errors() -> None:
     broken = dataclasses.replace(base, number="LFN-FAC-2027-00099", delivery_date=None)
     with RenderPool(2) as pool, pytest.raises(Exception):  # noqa: B017 — whatever the render raises, raised here
         list(pool.factures([documents[0], broken]))
-
-
-def _collector_settings() -> tuple[tuple[int, int, int], int]:
-    import gc
-
-    return gc.get_threshold(), gc.get_freeze_count()
-
-
-def test_a_render_worker_keeps_its_warm_up_out_of_the_collector_and_collects_less_often() -> None:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from documents import pool
-
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=pool._warm_up) as worker:
-        thresholds, frozen = worker.submit(_collector_settings).result(timeout=120)
-    assert thresholds == pool.WORKER_GC_THRESHOLDS
-    assert frozen > 10_000  # WeasyPrint, fonts, stylesheets and templates loaded, then frozen
