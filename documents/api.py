@@ -31,7 +31,9 @@ _PANEL_NOTE_PREFIXES = ("Population retenue", "Strate :")
 
 def devis_html(devis: Devis) -> str:
     """The HTML of a quote (for previews and the benchmark)."""
-    notes = [n for n in devis.priced.notes if not (devis.population is not None and n.startswith(_PANEL_NOTE_PREFIXES))]
+    notes = [
+        n for n in devis.priced.notes if not (devis.population is not None and n.startswith(_PANEL_NOTE_PREFIXES))
+    ]
     return render_html("devis", devis=devis, notes=notes)
 
 

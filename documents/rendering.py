@@ -4,8 +4,8 @@ What is costly and never changes is built once and reused by every render: the J
 its compiled templates, the WeasyPrint `FontConfiguration` (the shipped Latin font registered once) and
 the parsed stylesheets. CSS is handed to WeasyPrint as stylesheets, never inlined in a `<style>` of the
 template (autoescaping would mangle it). The templates write well-formed XHTML: `documents.weasy` parses
-it with expat and gives WeasyPrint only the user-agent rules that can apply (a fifth of an invoice's
-render, for the same pages).
+it with expat and gives WeasyPrint only the user-agent rules that can apply (a tenth of WeasyPrint's
+time on an invoice, for the same pages).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Two shortcuts through WeasyPrint for our own documents, each shown to change nothing on the page.
 
-Measured on the campaign's invoices (docs/benchmarks.md), a fifth of an invoice's render went to two
-things that do not depend on what the invoice says:
+Measured on the campaign's invoices (docs/documents.md), WeasyPrint spent about a tenth of an invoice's
+layout (× 0.89 without it) on two things that do not depend on what the invoice says:
 
 1. **Parsing.** WeasyPrint parses HTML with tinyhtml5, a pure-Python HTML5 parser (≈ 10 ms for a 7 KB
    invoice). Our templates write well-formed XHTML (void elements closed, no named entities), which
@@ -16,10 +16,10 @@ things that do not depend on what the invoice says:
    rules of footnotes, notes and list markers are dropped only when neither the document nor its author
    stylesheets use footnotes (`float: footnote`), notes (`position: note(…)`) or list items.
 
-Both rely on WeasyPrint's internals — the attributes an `HTML` object carries and its `_ua_stylesheets`
-hook — which is why WeasyPrint is pinned to one major version (pyproject.toml). The proof that nothing
-changes is `tests/unit/documents/test_weasy.py`: every document kind, rendered both ways, gives the same
-page content streams byte for byte.
+Both rely on WeasyPrint's internals — the attributes an `HTML` object carries, its `_find_base_url` and
+its `_ua_stylesheets` hook — which is why WeasyPrint is pinned to one major version (pyproject.toml).
+The proof that nothing changes is `tests/unit/documents/test_weasy.py`: every document kind, rendered
+both ways, gives the same page content streams byte for byte.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import cssselect2
 import tinycss2
 import tinycss2.ast
 from cssselect2 import parser as selectors
-from weasyprint import CSS, HTML
+from weasyprint import CSS, HTML, _find_base_url
 from weasyprint.css.counters import CounterStyle
 from weasyprint.html import UA
 from weasyprint.urls import URLFetcher
@@ -65,7 +65,7 @@ def parse(html: str, base_url: str, *, author_css: str = "") -> Document:
         document = Document(string=html, base_url=base_url)
     else:
         document = Document.__new__(Document)
-        document.base_url = _base_url(root, base_url)
+        document.base_url = _find_base_url(root, base_url)  # WeasyPrint's own: the first <base href>
         document.url_fetcher = URLFetcher()
         document.media_type = "print"
         document.wrapper_element = cssselect2.ElementWrapper.from_html_root(root, content_language=None)
@@ -81,15 +81,6 @@ def xhtml_root(html: str) -> ET.Element | None:
     except ET.ParseError:
         return None
     return root if root.tag == "html" else None
-
-
-def _base_url(root: ET.Element, fallback: str) -> str:
-    # As WeasyPrint does: the first <base href> of the document, else the given base.
-    from urllib.parse import urljoin
-
-    base = next(iter(root.iter("base")), None)
-    href = (base.get("href") or "").strip() if base is not None else ""
-    return urljoin(fallback, href) if href else fallback
 
 
 def user_agent_for(root: ET.Element, author_css: str = "") -> CSS:

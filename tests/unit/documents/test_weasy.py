@@ -42,10 +42,6 @@ def _tricky_facture():
     return dataclasses.replace(facture, collectivity=dataclasses.replace(facture.collectivity, name=name))
 
 
-def _with_logo(make: Callable[[Issuer, Issuer], object]) -> Callable[[], object]:
-    return lambda: make(dataclasses.replace(SYNDICAT, logo_svg=LOGO), CDG)
-
-
 DOCUMENTS: dict[str, tuple[str, Callable[[], str]]] = {
     "devis": ("devis", lambda: api.devis_html(sample_devis(SYNDICAT, CDG))),
     "devis-support": ("devis", lambda: api.devis_html(sample_devis(SYNDICAT, CDG, support=True))),
@@ -59,7 +55,10 @@ DOCUMENTS: dict[str, tuple[str, Callable[[], str]]] = {
     ),
     "facture-long": ("facture", lambda: api.facture_html(_long_facture())),
     "facture-tricky-names": ("facture", lambda: api.facture_html(_tricky_facture())),
-    "facture-logo": ("facture", lambda: api.facture_html(_with_logo(sample_facture)())),  # type: ignore[arg-type]
+    "facture-logo": (
+        "facture",
+        lambda: api.facture_html(sample_facture(dataclasses.replace(SYNDICAT, logo_svg=LOGO), CDG)),
+    ),
     "avoir": ("avoir", lambda: api.avoir_html(sample_avoir(SYNDICAT, CDG))),
 }
 
@@ -113,7 +112,7 @@ def test_footnotes_notes_and_list_items_keep_their_pseudo_elements() -> None:
         root = weasy.xhtml_root(html)
         assert root is not None
         css = weasy.user_agent_for(root, author_css)
-        return {entry[3] for entries in [css.matcher.other_selectors] for entry in entries if entry[3]}
+        return {entry[3] for entry in css.matcher.other_selectors if entry[3]}
 
     assert pseudo_elements(plain) == set()
     assert pseudo_elements(plain, ".n { float: footnote }") >= pseudo
