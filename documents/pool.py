@@ -9,13 +9,19 @@ flight per worker (the input is read lazily). `processes=0` renders in the calli
 
 Given the issuers' `SealKey`s, a worker also seals what it renders (PAdES, `documents.seal.seal_with`): the
 seal is CPU work on the PDF just made, done where the cores are; each worker opens a key once.
+
+Two ways in: `factures` renders lazily, a few documents in flight per worker (any number of documents, in
+bounded memory); `submit` queues a batch at once and returns, so that the workers render it while the caller
+does something else (a campaign numbers its next window meanwhile) and `Rendering.results` gives the PDFs
+in order afterwards. A set of workers that reached `max_tasks` is retired without waiting: it finishes what
+it was given while the next set starts on what follows, so no core waits for the change.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from types import TracebackType
 
@@ -46,9 +52,9 @@ def render_sealed_facture(document: Facture, key: SealKey | None) -> bytes:
 class RenderPool:
     """`with RenderPool(2) as pool: for pdf in pool.factures(docs): …`
 
-    Workers are replaced by starting a new set after `max_tasks` documents each (once the documents in
-    flight are back), not with `max_tasks_per_child`: on Python 3.11 an executor using it can hang when a
-    worker retires with work still queued (CPython gh-115634)."""
+    Workers are replaced by starting a new set after `max_tasks` documents each (the old set ends once it
+    has rendered what it was given), not with `max_tasks_per_child`: on Python 3.11 an executor using it can
+    hang when a worker retires with work still queued (CPython gh-115634)."""
 
     def __init__(self, processes: int, max_tasks: int = 1000) -> None:
         if processes < 0:
@@ -59,6 +65,7 @@ class RenderPool:
         self.max_tasks = max_tasks
         self.generations = 0  # sets of workers started
         self._executor: ProcessPoolExecutor | None = None
+        self._retired: list[ProcessPoolExecutor] = []  # sets finishing their last documents
         self._submitted = 0
 
     def __enter__(self) -> RenderPool:
@@ -68,9 +75,10 @@ class RenderPool:
         self._retire()
 
     def _retire(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        for executor in [*self._retired, *([self._executor] if self._executor is not None else [])]:
+            executor.shutdown(wait=True, cancel_futures=True)
+        self._retired = []
+        self._executor = None
 
     def _workers(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -83,26 +91,67 @@ class RenderPool:
             self.generations += 1
         return self._executor
 
+    def _submit(self, document: Facture, key: SealKey | None) -> Future[bytes]:
+        if self._executor is not None and self._submitted >= self.max_tasks * self.processes:
+            # recycle: this set renders what it was given, then ends; the next set takes what follows
+            self._executor.shutdown(wait=False)
+            self._retired.append(self._executor)
+            self._executor = None
+        future = self._workers().submit(render_sealed_facture, document, key)
+        self._submitted += 1
+        return future
+
     def factures(self, documents: Iterable[Facture], seals: Mapping[str, SealKey] | None = None) -> Iterator[bytes]:
         """The Factur-X bytes of each invoice, in order (an error raises when its result is reached); sealed
         with `seals[issuer code]` when `seals` is given (every issuer of the documents must be in it)."""
-
-        def key(document: Facture) -> SealKey | None:
-            return seals[document.issuer.code] if seals is not None else None
-
+        key = _keys(seals)
         if not self.processes:
             yield from (render_sealed_facture(d, key(d)) for d in documents)
             return
         pending: deque[Future[bytes]] = deque()
         limit = self.processes * IN_FLIGHT_PER_PROCESS
         for document in documents:
-            if self._submitted >= self.max_tasks * self.processes:  # recycle: drain, then a new set
-                while pending:
-                    yield pending.popleft().result()
-                self._retire()
-            pending.append(self._workers().submit(render_sealed_facture, document, key(document)))
-            self._submitted += 1
+            pending.append(self._submit(document, key(document)))
             if len(pending) >= limit:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+    def submit(self, documents: Iterable[Facture], seals: Mapping[str, SealKey] | None = None) -> Rendering:
+        """Queue every document now and return at once: the workers render them while the caller goes on.
+        Without worker processes (`processes=0`) nothing happens before `Rendering.results` is read."""
+        key = _keys(seals)
+        if not self.processes:
+            batch = list(documents)
+            return Rendering(lambda: (render_sealed_facture(d, key(d)) for d in batch))
+        futures = [self._submit(document, key(document)) for document in documents]
+        return Rendering(lambda: (future.result() for future in futures), futures)
+
+
+class Rendering:
+    """A batch given to `RenderPool.submit`: `results()` yields each PDF in the batch's order, waiting for
+    each (an error raises when its result is reached); `cancel()` drops what no worker has begun."""
+
+    def __init__(self, results: Callable[[], Iterator[bytes]], futures: list[Future[bytes]] | None = None) -> None:
+        self._results = results
+        self._in_workers = futures is not None
+        self.futures = futures or []  # one per document (none without worker processes)
+
+    def results(self) -> Iterator[bytes]:
+        return self._results()
+
+    def done(self) -> bool:
+        """Whether every document of the batch is rendered (or failed, or dropped); never without worker
+        processes, where the documents render as `results` is read."""
+        return self._in_workers and all(future.done() for future in self.futures)
+
+    def cancel(self) -> None:
+        for future in self.futures:
+            future.cancel()
+
+
+def _keys(seals: Mapping[str, SealKey] | None) -> Callable[[Facture], SealKey | None]:
+    def key(document: Facture) -> SealKey | None:
+        return seals[document.issuer.code] if seals is not None else None
+
+    return key

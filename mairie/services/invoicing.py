@@ -12,14 +12,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
 from sqlmodel import Session, col, select
 
-from documents.pool import RenderPool, render_sealed_facture
+from documents.pool import Rendering, RenderPool, render_sealed_facture
 from documents.seal import SealKey
 from mairie.database import unit_of_work
 from mairie.services import buyers, paperwork, sealing
@@ -253,21 +253,65 @@ def complete_unfinished(
 ) -> dict[int, IssuedInvoice]:
     """Complete the invoices still `numbered` (all of them, or those of `invoice_ids`), one transaction
     each, the invoice's row locked: two runs never store or email one twice. The PDFs are rendered
-    before the lock (by `pool` when given: several cores, recycled processes, each sealing what it renders)
-    from rows that never change;
+    before the lock (by `pool` when given: several cores, recycled processes, each sealing what it renders,
+    a few documents in flight at a time) from rows that never change;
     a PDF whose invoice another run completed meanwhile is dropped. Returns each invoice looked at by id,
     `created` when it was completed here."""
+    work, seals = _unfinished(settings, invoice_ids, with_documents=pool is not None)
+    pdfs = pool.factures((d for _, d in work if d is not None), seals) if pool else None
+    return _complete_each(settings, work, seals, pdfs)
+
+
+@dataclass
+class Started:
+    """Unfinished invoices whose PDFs a pool renders (`start_unfinished`); `finish_unfinished` stores them."""
+
+    work: list[tuple[int, paperwork.doc.Facture]]
+    seals: dict[str, SealKey]
+    rendering: Rendering
+
+
+def start_unfinished(settings: Settings, invoice_ids: Sequence[int], pool: RenderPool) -> Started:
+    """The first half of `complete_unfinished` for a bounded batch (a campaign's window): the documents of
+    those still `numbered`, all queued in `pool` at once; its workers render them while the caller works."""
+    work, seals = _unfinished(settings, invoice_ids, with_documents=True)
+    documents = [(invoice_id, document) for invoice_id, document in work if document is not None]
+    return Started(documents, seals, pool.submit((d for _, d in documents), seals))
+
+
+def finish_unfinished(settings: Settings, started: Started) -> dict[int, IssuedInvoice]:
+    """The second half: each PDF as it comes, stored with its invoice, as `complete_unfinished` does. On an
+    error, what no worker has begun is dropped (its invoice stays `numbered`, completed by the next run)."""
+    try:
+        return _complete_each(settings, list(started.work), started.seals, started.rendering.results())
+    finally:
+        started.rendering.cancel()
+
+
+def _unfinished(
+    settings: Settings, invoice_ids: Sequence[int] | None, *, with_documents: bool
+) -> tuple[list[tuple[int, paperwork.doc.Facture | None]], dict[str, SealKey]]:
     with unit_of_work(settings) as uow:
         query = select(Invoice).where(Invoice.status == InvoiceStatus.NUMBERED)
         if invoice_ids is not None:
             query = query.where(col(Invoice.id).in_(list(invoice_ids)))
         pending = uow.session.exec(query.order_by(col(Invoice.id))).all()
-        work = [(invoice.id, invoice_document(uow, invoice) if pool else None) for invoice in pending]
+        work: list[tuple[int, paperwork.doc.Facture | None]] = []
+        for invoice in pending:
+            assert invoice.id is not None
+            work.append((invoice.id, invoice_document(uow, invoice) if with_documents else None))
         seals = sealing.seal_keys(settings, {invoice.issuer_code for invoice in pending})
-    pdfs = pool.factures((d for _, d in work if d is not None), seals) if pool else None
+    return work, seals
+
+
+def _complete_each(
+    settings: Settings,
+    work: Sequence[tuple[int, paperwork.doc.Facture | None]],
+    seals: dict[str, SealKey],
+    pdfs: Iterator[bytes] | None,
+) -> dict[int, IssuedInvoice]:
     done: dict[int, IssuedInvoice] = {}
     for invoice_id, document in work:
-        assert invoice_id is not None
         pdf = next(pdfs) if pdfs is not None else None
         with unit_of_work(settings) as uow:
             invoice = uow.invoices.get(invoice_id, for_update=True)

@@ -27,10 +27,13 @@ from mairie.services.channels.folder import file_deposits
 from mairie.services.invoicing import (
     InvoiceDraft,
     IssuedInvoice,
+    Started,
     as_issued,
     complete_unfinished,
+    finish_unfinished,
     record_invoice,
     render_processes,
+    start_unfinished,
 )
 from mairie.settings import Settings
 from models import audit
@@ -297,7 +300,8 @@ class CampaignResult:
 
 
 # Subscriptions numbered before their invoices are rendered together (a window): enough to keep every
-# rendering process busy, few enough that a crash leaves little to complete.
+# rendering process busy while the next window is numbered, few enough that a crash leaves little to
+# complete (two windows at most: the one rendering and the one being numbered).
 WINDOW = 32
 
 
@@ -349,16 +353,33 @@ def issue(
             pool = stack.enter_context(RenderPool(render_processes(settings, 2 * len(targets))))
         if unfinished is None or unfinished:
             complete_unfinished(settings, unfinished, pool=pool)
+        # A window's PDFs render while the next window is numbered: the workers never wait for the numbering.
         window: list[tuple[IssuedInvoice, bool]] = []
-        for index, subscription_id in enumerate(targets, start=1):
-            window += _number_one(settings, subscription_id, year, day, excluded, result, grids)
-            if len(window) >= 2 * WINDOW or index == len(targets):
-                _complete(settings, window, result, pool)
-                window = []
-            if progress:
-                progress(index, len(targets))
+        rendering: _Window | None = None
+        try:
+            for index, subscription_id in enumerate(targets, start=1):
+                window += _number_one(settings, subscription_id, year, day, excluded, result, grids)
+                if len(window) >= 2 * WINDOW or index == len(targets):
+                    ahead = _Window(window, start_unfinished(settings, [issued.id for issued, _c in window], pool))
+                    if rendering is not None:
+                        _complete(settings, rendering, result)
+                    rendering, window = ahead, []
+                if progress:
+                    progress(index, len(targets))
+            if rendering is not None:
+                _complete(settings, rendering, result)
+                rendering = None
+        finally:
+            if rendering is not None:  # an error: what no worker began is dropped, completed by the next run
+                rendering.started.rendering.cancel()
     file_deposits(settings)
     return result
+
+
+@dataclass
+class _Window:
+    numbered: list[tuple[IssuedInvoice, bool]]
+    started: Started
 
 
 def _numbered_of(session: Session, year: int, subscription_ids: list[int]) -> list[int]:
@@ -426,12 +447,11 @@ def _number_one(
     return numbered
 
 
-def _complete(
-    settings: Settings, numbered: list[tuple[IssuedInvoice, bool]], result: CampaignResult, pool: RenderPool
-) -> None:
-    """Step 2 for a window of numbered invoices: render, store and email those not complete yet."""
-    completed = complete_unfinished(settings, [issued.id for issued, _created in numbered], pool)
-    for issued, created in numbered:
+def _complete(settings: Settings, window: _Window, result: CampaignResult) -> None:
+    """Step 2 for a window of numbered invoices, rendering since `start_unfinished`: store and email those
+    not complete yet."""
+    completed = finish_unfinished(settings, window.started)
+    for issued, created in window.numbered:
         if issued.id in completed:  # its document now, whoever rendered it
             issued = dataclasses.replace(issued, sha256=completed[issued.id].sha256)
         (result.issued if created else result.existing).append(issued)

@@ -5,6 +5,7 @@ PostgreSQL; and the pool itself: order kept, errors raised, workers replaced."""
 from __future__ import annotations
 
 import io
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,118 @@ def test_pool_keeps_the_order_replaces_its_workers_and_raises_errors() -> None:
     broken = dataclasses.replace(base, number="LFN-FAC-2027-00099", delivery_date=None)
     with RenderPool(2) as pool, pytest.raises(Exception):  # noqa: B017 — whatever the render raises, raised here
         list(pool.factures([documents[0], broken]))
+
+
+def test_submit_renders_while_the_caller_works_and_a_set_retires_without_a_pause() -> None:
+    from mairie.settings import Settings
+
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    syndicat, cdg = Issuer.from_identity(settings.syndicat), Issuer.from_identity(settings.cdg62)
+    base = sample_facture(syndicat, cdg)
+    import dataclasses
+    import time
+
+    documents = [dataclasses.replace(base, number=f"LFN-FAC-2027-{i:05d}") for i in range(1, 6)]
+    with RenderPool(2, max_tasks=2) as pool:
+        first = pool.submit(documents[:3])
+        second = pool.submit(documents[3:])  # the first set (4 documents) retires: a second set takes the 5th
+        assert pool.generations == 2
+        deadline = time.monotonic() + 120
+        while not (first.done() and second.done()):  # rendered with nobody reading the results
+            assert time.monotonic() < deadline, "the workers did not render what was submitted"
+            time.sleep(0.05)
+        pdfs = [*first.results(), *second.results()]
+    assert [d.number in _text(pdf) for d, pdf in zip(documents, pdfs, strict=True)] == [True] * 5
+    with RenderPool(1) as pool:  # cancel(): what no worker took is dropped
+        batch = pool.submit(documents)
+        batch.cancel()
+        taken = [f for f in batch.futures if not f.cancelled()]
+        assert len(taken) <= 2  # a worker's own document and the one queued for it (ProcessPoolExecutor)
+        for future in taken:
+            assert future.result()[:5] == b"%PDF-"
+
+
+def test_without_worker_processes_submit_renders_when_the_results_are_read() -> None:
+    from mairie.settings import Settings
+
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    document = sample_facture(Issuer.from_identity(settings.syndicat), Issuer.from_identity(settings.cdg62))
+    with RenderPool(0) as pool:
+        batch = pool.submit([document])
+        assert pool.generations == 0 and not batch.done()  # no worker started, nothing rendered yet
+        (pdf,) = list(batch.results())
+    assert document.number in _text(pdf)
+
+
+class _RecordingPool(RenderPool):
+    """Renders in this process, and writes down when each batch was given and when its results were read;
+    the batch `fail_batch` (counted from 1) raises at its first document."""
+
+    def __init__(self, fail_batch: int | None = None) -> None:
+        super().__init__(0)
+        self.events: list[tuple[str, int, int]] = []  # (what, batch, documents)
+        self.fail_batch = fail_batch
+
+    def submit(self, documents, seals=None):  # type: ignore[no-untyped-def]
+        batch = list(documents)
+        number = sum(1 for what, *_ in self.events if what == "submit") + 1
+        self.events.append(("submit", number, len(batch)))
+        inner = super().submit(batch, seals)
+
+        def results():  # type: ignore[no-untyped-def]
+            self.events.append(("read", number, len(batch)))
+            if number == self.fail_batch:
+                raise RuntimeError("rendu impossible (test)")
+            yield from inner.results()
+
+        from documents.pool import Rendering
+
+        return Rendering(results)
+
+
+def _statuses(settings) -> Counter[str]:  # type: ignore[no-untyped-def]
+    with unit_of_work(settings) as uow:
+        return Counter(i.status for i in uow.session.exec(select(Invoice).where(Invoice.billing_year == 2027)).all())
+
+
+def test_the_next_window_is_numbered_while_one_renders(
+    tmp_path: Path, mail_server: LoopbackMailServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(renewal, "WINDOW", 4)  # windows of 4 subscriptions, 8 invoices
+    subscriptions = 2 * 4 + 3  # three windows: 8, 8 and 6 invoices
+    settings = campaign_settings(tmp_path, f"sqlite:///{tmp_path / 'm.sqlite3'}", mail_server.port)
+    seed_live(settings, subscriptions, year=2026)
+    pool = _RecordingPool()
+    result = renewal.issue(settings, 2027, pool=pool)
+    assert len(result.issued) == 2 * subscriptions
+    # each window is given to the pool before the previous one's PDFs are read: the workers always have one
+    assert pool.events == [
+        ("submit", 1, 8),
+        ("submit", 2, 8),
+        ("read", 1, 8),
+        ("submit", 3, 6),
+        ("read", 2, 8),
+        ("read", 3, 6),
+    ]
+    while dispatch(settings).sent:
+        pass
+    assert set(check_campaign(settings, mail_server, subscriptions).values()) == {1}
+
+
+def test_a_window_that_fails_leaves_the_next_numbered_and_a_rerun_completes_both(
+    tmp_path: Path, mail_server: LoopbackMailServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(renewal, "WINDOW", 4)
+    subscriptions = 2 * 4 + 3  # windows of 8, 8 and 6 invoices
+    settings = campaign_settings(tmp_path, f"sqlite:///{tmp_path / 'm.sqlite3'}", mail_server.port)
+    seed_live(settings, subscriptions, year=2026)
+    with pytest.raises(RuntimeError, match="rendu impossible"):
+        renewal.issue(settings, 2027, pool=_RecordingPool(fail_batch=2))
+    # window 1 issued; window 2 failed; window 3 numbered meanwhile, its rendering dropped: no gap, no document
+    assert _statuses(settings) == Counter({"issued": 8, "numbered": 8 + 6})
+    again = renewal.issue(settings, 2027)
+    assert len(again.existing) == 2 * subscriptions and again.issued == []
+    assert _statuses(settings) == Counter({"issued": 2 * subscriptions})
+    while dispatch(settings).sent:
+        pass
+    assert set(check_campaign(settings, mail_server, subscriptions).values()) == {1}
