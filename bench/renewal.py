@@ -305,10 +305,11 @@ def floor_child(args: argparse.Namespace) -> None:
     from facturx import get_xml_from_pdf
     from weasyprint import HTML
 
-    from documents import api, rendering
+    from documents import api, pdf_streams, rendering
     from documents.cii import build_cii
     from documents.seal import seal_with
 
+    pdf_streams.uninstall()  # the floor is WeasyPrint as shipped: pydyf deflates each stream twice at level 9
     settings = child_settings()
     seal_keys = _warm_seal_keys(settings)
     clock = Clock()

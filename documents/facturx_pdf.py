@@ -76,11 +76,14 @@ def facturx_pdf(html: str, kind: str, xml: bytes, *, now: datetime | None = None
     Refuses (the `factur-x` library's exception) an XML that does not match the Factur-X EN 16931 XSD."""
     xml_check_xsd(xml, flavor="factur-x", level="en16931")
     document = rendering.html_to_document(html, kind, pdf_variant=FACTURX_VARIANT)
-    moment = (now or datetime.now(UTC)).replace(microsecond=0).isoformat()
+    when = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     metadata = document.metadata
     metadata.keywords = list(KEYWORDS)
-    metadata.created = metadata.modified = moment
-    metadata.attachments = [Attachment(string=xml, name=FILENAME, description="Factur-X XML file", relationship="Data")]
+    metadata.created = metadata.modified = when.isoformat()
+    attachment = Attachment(
+        string=xml, name=FILENAME, description="Factur-X XML file", relationship="Data", created=when, modified=when
+    )  # the XML's dates are the document's: the same `now`, the same bytes
+    metadata.attachments = [attachment]
     metadata.xmp_metadata = [facturx_xmp()]
     pdf: bytes | None = document.write_pdf(pdf_variant=FACTURX_VARIANT, finisher=_one_af_entry_each)
     assert pdf is not None

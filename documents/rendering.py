@@ -18,12 +18,14 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from weasyprint import CSS
 from weasyprint.text.fonts import FontConfiguration
 
-from documents import weasy
+from documents import pdf_streams, weasy
 from documents.formatting import FILTERS, NBSP, NNBSP
 
 ROOT = Path(__file__).parent
 SHARED = ROOT / "shared"
 KINDS = ("devis", "convention", "facture", "avoir")
+
+pdf_streams.install()  # each PDF stream deflated once, at zlib's default level (not twice at 9)
 
 
 def _finalize(value: Any) -> Any:
