@@ -355,7 +355,8 @@ def issue(
             complete_unfinished(settings, unfinished, pool=pool)
         # A window's PDFs render while the next window is numbered: the workers never wait for the numbering.
         window: list[tuple[IssuedInvoice, bool]] = []
-        rendering: _Window | None = None
+        rendering: _Window | None = None  # the window whose PDFs are stored next
+        ahead: _Window | None = None  # the one queued behind it
         try:
             for index, subscription_id in enumerate(targets, start=1):
                 window += _number_one(settings, subscription_id, year, day, excluded, result, grids)
@@ -363,15 +364,16 @@ def issue(
                     ahead = _Window(window, start_unfinished(settings, [issued.id for issued, _c in window], pool))
                     if rendering is not None:
                         _complete(settings, rendering, result)
-                    rendering, window = ahead, []
+                    rendering, ahead, window = ahead, None, []
                 if progress:
                     progress(index, len(targets))
             if rendering is not None:
                 _complete(settings, rendering, result)
                 rendering = None
-        finally:
-            if rendering is not None:  # an error: what no worker began is dropped, completed by the next run
-                rendering.started.rendering.cancel()
+        finally:  # on an error, what no worker began is dropped (still numbered: the next run completes it)
+            for left in (rendering, ahead):
+                if left is not None:
+                    left.started.rendering.cancel()
     file_deposits(settings)
     return result
 

@@ -123,6 +123,7 @@ class _RecordingPool(RenderPool):
     def __init__(self, fail_batch: int | None = None) -> None:
         super().__init__(0)
         self.events: list[tuple[str, int, int]] = []  # (what, batch, documents)
+        self.cancelled: set[int] = set()  # batches whose rendering was cancelled
         self.fail_batch = fail_batch
 
     def submit(self, documents, seals=None):  # type: ignore[no-untyped-def]
@@ -139,7 +140,14 @@ class _RecordingPool(RenderPool):
 
         from documents.pool import Rendering
 
-        return Rendering(results)
+        pool = self
+
+        class Recorded(Rendering):
+            def cancel(self) -> None:
+                pool.cancelled.add(number)
+                super().cancel()
+
+        return Recorded(results)
 
 
 def _statuses(settings) -> Counter[str]:  # type: ignore[no-untyped-def]
@@ -178,8 +186,11 @@ def test_a_window_that_fails_leaves_the_next_numbered_and_a_rerun_completes_both
     subscriptions = 2 * 4 + 3  # windows of 8, 8 and 6 invoices
     settings = campaign_settings(tmp_path, f"sqlite:///{tmp_path / 'm.sqlite3'}", mail_server.port)
     seed_live(settings, subscriptions, year=2026)
+    pool = _RecordingPool(fail_batch=2)
     with pytest.raises(RuntimeError, match="rendu impossible"):
-        renewal.issue(settings, 2027, pool=_RecordingPool(fail_batch=2))
+        renewal.issue(settings, 2027, pool=pool)
+    assert [e[:2] for e in pool.events] == [("submit", 1), ("submit", 2), ("read", 1), ("submit", 3), ("read", 2)]
+    assert {2, 3} <= pool.cancelled  # the failed window and the one queued behind it: nothing left rendering
     # window 1 issued; window 2 failed; window 3 numbered meanwhile, its rendering dropped: no gap, no document
     assert _statuses(settings) == Counter({"issued": 8, "numbered": 8 + 6})
     again = renewal.issue(settings, 2027)
