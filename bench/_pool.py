@@ -375,8 +375,7 @@ def show_round(r: dict[str, Any], first: dict[str, Any]) -> None:
         floor_cpu = f["cpu"]["weasyprint"] + f["cpu"]["smtp"]
         print(
             f"    floor (bare WeasyPrint + aiosmtplib, {f['documents']} invoices, {f['emails']} emails): "
-            f"{floor_cpu / max(f['documents'], 1) * 1000:.0f} ms CPU per invoice + email; with the Factur-X "
-            f"embedding {(floor_cpu + f['cpu']['embed']) / max(f['documents'], 1) * 1000:.0f} ms → campaign / floor "
+            f"{floor_cpu / max(f['documents'], 1) * 1000:.0f} ms CPU per invoice + email → campaign / floor "
             f"CPU {cpu / docs / (floor_cpu / max(f['documents'], 1)):.2f}"
         )
     print(f"    load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
