@@ -283,7 +283,7 @@ def finish_unfinished(settings: Settings, started: Started) -> dict[int, IssuedI
     """The second half: each PDF as it comes, stored with its invoice, as `complete_unfinished` does. On an
     error, what no worker has begun is dropped (its invoice stays `numbered`, completed by the next run)."""
     try:
-        return _complete_each(settings, list(started.work), started.seals, started.rendering.results())
+        return _complete_each(settings, started.work, started.seals, started.rendering.results())
     finally:
         started.rendering.cancel()
 
