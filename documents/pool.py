@@ -43,6 +43,10 @@ def _warm_up() -> None:
     gc.freeze()
 
 
+def _ready() -> None:
+    """What a new set of workers is first given, one call each: it makes the executor start them all at once."""
+
+
 def render_sealed_facture(document: Facture, key: SealKey | None) -> bytes:
     """The Factur-X PDF of `document`, sealed with `key` when given."""
     pdf = render_facture(document)
@@ -80,6 +84,12 @@ class RenderPool:
         self._retired = []
         self._executor = None
 
+    def start(self) -> None:
+        """Start the workers now, so that they warm up (≈ 2–3 s each) while the caller prepares its first
+        documents; nothing happens if they run already or without worker processes."""
+        if self.processes:
+            self._workers()
+
     def _workers(self) -> ProcessPoolExecutor:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
@@ -87,6 +97,9 @@ class RenderPool:
                 mp_context=multiprocessing.get_context("spawn"),  # no fork of a threaded parent (Prefect)
                 initializer=_warm_up,
             )
+            # a spawning executor starts a worker per call it is given while none is idle: all of them now
+            for _ in range(self.processes):
+                self._executor.submit(_ready)
             self._submitted = 0
             self.generations += 1
         return self._executor

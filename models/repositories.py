@@ -53,11 +53,14 @@ class Collectivities(_Repository):
 
 class Requests(_Repository):
     def get(self, request_id: int, *, for_update: bool = False) -> ServiceRequest:
-        """A request by id; `for_update` locks its row (PostgreSQL: a concurrent issuer waits)."""
-        query = select(ServiceRequest).where(ServiceRequest.id == request_id)
+        """A request by id; `for_update` locks its row (PostgreSQL: a concurrent issuer waits). Without the
+        lock, a request this session already holds is not read again."""
         if for_update:
-            query = query.with_for_update()
-        row = self.session.exec(query).first()
+            row = self.session.exec(
+                select(ServiceRequest).where(ServiceRequest.id == request_id).with_for_update()
+            ).first()
+        else:
+            row = self.session.get(ServiceRequest, request_id)
         if row is None:
             raise NotFound(f"aucune demande n° {request_id}")
         return row
@@ -257,10 +260,20 @@ class Invoices(_Repository):
             return self.context(self.get(invoice.replaces_invoice_id))
         if invoice.subscription_id is None:
             raise NotFound(f"la facture {invoice.number} n'est rattachée à aucun abonnement")
-        subscription = Subscriptions(self.session).get(invoice.subscription_id)
-        convention = Conventions(self.session).get(subscription.convention_id)
-        request = Requests(self.session).get(convention.request_id)
-        collectivity = Collectivities(self.session).get(invoice.collectivity_id)
+        found = self.session.exec(  # one statement for the four rows (a campaign asks twice per invoice)
+            select(Subscription, Convention, ServiceRequest, Collectivity)
+            .join(Convention, col(Convention.id) == Subscription.convention_id)
+            .join(ServiceRequest, col(ServiceRequest.id) == Convention.request_id)
+            .join(Collectivity, col(Collectivity.id) == invoice.collectivity_id)
+            .where(Subscription.id == invoice.subscription_id)
+        ).first()
+        if found is None:  # one of them is missing: say which
+            subscription = Subscriptions(self.session).get(invoice.subscription_id)
+            convention = Conventions(self.session).get(subscription.convention_id)
+            Requests(self.session).get(convention.request_id)
+            Collectivities(self.session).get(invoice.collectivity_id)
+            raise NotFound(f"la facture {invoice.number} n'a pas de contexte complet")  # not reached: a row is missing
+        subscription, convention, request, collectivity = found
         return InvoiceContext(collectivity, subscription, convention, request)
 
 

@@ -191,7 +191,6 @@ def complete_invoice(
     context = uow.invoices.context(invoice)
     filename = f"{invoice.number}.pdf"
     stored = paperwork.keep(uow.session, settings, sealed_pdf, kind="facture", filename=filename)
-    invoice.document_sha256 = stored.sha256  # filed for deposit after the commit (channels.file_deposits)
     sealing.record_seal(
         uow.session, seal_key, entity_type="invoice", entity_id=invoice.id, sha256=stored.sha256, filename=filename
     )
@@ -218,6 +217,8 @@ def complete_invoice(
         dedup_key=f"invoice:{invoice.number}",
         related=("invoice", invoice.id),
     )
+    # the invoice's row changed once, after the email's flush: one UPDATE (at the commit)
+    invoice.document_sha256 = stored.sha256  # filed for deposit after the commit (channels.file_deposits)
     invoice.emailed_message_id = message.id
     move(invoice, InvoiceStatus.ISSUED)
     uow.session.add(invoice)

@@ -301,8 +301,11 @@ class CampaignResult:
 
 # Subscriptions numbered before their invoices are rendered together (a window): enough to keep every
 # rendering process busy while the next window is numbered, few enough that a crash leaves little to
-# complete (two windows at most: the one rendering and the one being numbered).
+# complete (two windows at most: the one rendering and the one being numbered). The first window of a run
+# is FIRST_WINDOW, each next one twice the last up to WINDOW: the workers start on the first invoices at
+# once instead of waiting for a whole window to be numbered.
 WINDOW = 32
+FIRST_WINDOW = 4
 
 
 def issue(
@@ -351,20 +354,23 @@ def issue(
     with contextlib.ExitStack() as stack:
         if pool is None:
             pool = stack.enter_context(RenderPool(render_processes(settings, 2 * len(targets))))
+        if targets:
+            pool.start()  # the workers warm up while the first window is numbered
         if unfinished is None or unfinished:
             complete_unfinished(settings, unfinished, pool=pool)
         # A window's PDFs render while the next window is numbered: the workers never wait for the numbering.
         window: list[tuple[IssuedInvoice, bool]] = []
+        size = 2 * min(FIRST_WINDOW, WINDOW)  # invoices of the window being numbered (two per subscription)
         rendering: _Window | None = None  # the window whose PDFs are stored next
         ahead: _Window | None = None  # the one queued behind it
         try:
             for index, subscription_id in enumerate(targets, start=1):
                 window += _number_one(settings, subscription_id, year, day, excluded, result, grids)
-                if len(window) >= 2 * WINDOW or index == len(targets):
+                if len(window) >= size or index == len(targets):
                     ahead = _Window(window, start_unfinished(settings, [issued.id for issued, _c in window], pool))
                     if rendering is not None:
                         _complete(settings, rendering, result)
-                    rendering, ahead, window = ahead, None, []
+                    rendering, ahead, window, size = ahead, None, [], min(2 * size, 2 * WINDOW)
                 if progress:
                     progress(index, len(targets))
             if rendering is not None:
@@ -426,7 +432,10 @@ def _number_one(
             return []
         if plan.pending:
             result.pending.append(f"{collectivity.name} ({collectivity.siren}) : {', '.join(plan.pending)}")
-        request = uow.requests.get(uow.conventions.get(subscription.convention_id).request_id)
+        # held here, the convention and the request are not read again for each invoice (the session's
+        # identity map keeps only what is referenced)
+        convention = uow.conventions.get(subscription.convention_id)
+        request = uow.requests.get(convention.request_id)
         missing = missing_for_invoice(buyers.buyer_of(collectivity, request))
         if missing and plan.documents:
             buyers.hold(
@@ -453,6 +462,7 @@ def _complete(settings: Settings, window: _Window, result: CampaignResult) -> No
     """Step 2 for a window of numbered invoices, rendering since `start_unfinished`: store and email those
     not complete yet."""
     completed = finish_unfinished(settings, window.started)
+    file_deposits(settings, invoice_ids=list(completed))  # while the next window renders
     for issued, created in window.numbered:
         if issued.id in completed:  # its document now, whoever rendered it
             issued = dataclasses.replace(issued, sha256=completed[issued.id].sha256)

@@ -23,7 +23,7 @@ from sqlmodel import select
 
 from bench._seed import seed_live
 from mairie.database import unit_of_work
-from mairie.services import paperwork
+from mairie.services import paperwork, renewal
 from mairie.settings import Settings
 from models.entities import Invoice, NumberSequence, OutboxMessage
 from notifications.mailserver import LoopbackMailServer
@@ -137,6 +137,12 @@ def progress(settings: Settings) -> tuple[int, int]:
     return invoices, sent
 
 
+def invoice_statuses(settings: Settings) -> Counter[str]:
+    """How many invoices of the year are in each status."""
+    with unit_of_work(settings) as uow:
+        return Counter(i.status for i in uow.session.exec(select(Invoice).where(Invoice.billing_year == YEAR)).all())
+
+
 def check_campaign(settings: Settings, server: LoopbackMailServer, subscriptions: int) -> Counter[str]:
     """The strict invariants after the final run; returns how many times each invoice email arrived."""
     with unit_of_work(settings) as uow:
@@ -248,14 +254,17 @@ def test_sigkill_at_20_random_points_then_rerun(
 
 
 def test_kill_while_filing_deposits(crash_setup: Settings, mail_server: LoopbackMailServer, tmp_path: Path) -> None:
-    """Deposit files are written after the commits (`folder.file_deposits`): a crash while filing leaves
-    committed invoices without their file, never a file without its invoice, and the rerun files the rest.
-    (Before the fix, the file was written inside the transaction and a crash there blocked every rerun.)"""
+    """Deposit files are written after the commits (`folder.file_deposits`, each window once it is stored):
+    a crash while filing leaves committed invoices without their file, never a file without its invoice,
+    and the rerun files the rest. (Before the fix, the file was written inside the transaction and a crash
+    there blocked every rerun.)"""
     settings = crash_setup
     log = tmp_path / "worker.log"
     killed = run_to_end(worker_env(settings, FAULT_KILL_AFTER_DEPOSIT=3), log)
     assert killed.returncode == -9
-    assert progress(settings) == (2 * SUBSCRIPTIONS, 0)  # every invoice committed before any filing
+    first, second = 2 * renewal.FIRST_WINDOW, 2 * min(2 * renewal.FIRST_WINDOW, renewal.WINDOW)
+    # killed while filing the first window: all of it committed before, the second window numbered meanwhile
+    assert invoice_statuses(settings) == Counter({"issued": first, "numbered": second})
     assert orphan_deposits(settings) == []
     assert len(list(settings.deposit_path.glob("*/*/*.pdf"))) == 3  # killed right after the 3rd file
     final = run_to_end(worker_env(settings), log)
@@ -287,8 +296,10 @@ def test_kill_between_numbering_and_rendering(
         assert all(
             i.document_sha256 is None and i.emailed_message_id is None for i in invoices if i.status == "numbered"
         )
-    # the window (every subscription here: 30 < renewal.WINDOW) was numbered, then 4 invoices completed
-    assert statuses == {"issued": 4, "numbered": 2 * SUBSCRIPTIONS - 4}, statuses
+    # the first window (FIRST_WINDOW subscriptions) was numbered, then the second (twice as many) while the
+    # first was given to render; 4 invoices of the first were completed
+    first, second = 2 * renewal.FIRST_WINDOW, 2 * min(2 * renewal.FIRST_WINDOW, renewal.WINDOW)
+    assert statuses == {"issued": 4, "numbered": first - 4 + second}, statuses
     from mairie.services.invoicing import complete_unfinished
 
     done = complete_unfinished(settings)  # what `envoi-courriels` does every five minutes

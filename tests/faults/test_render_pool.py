@@ -104,6 +104,27 @@ def test_submit_renders_while_the_caller_works_and_a_set_retires_without_a_pause
             assert future.result()[:5] == b"%PDF-"
 
 
+def test_start_warms_every_worker_up_before_the_first_document() -> None:
+    import multiprocessing
+
+    from mairie.settings import Settings
+
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    document = sample_facture(Issuer.from_identity(settings.syndicat), Issuer.from_identity(settings.cdg62))
+    before = set(multiprocessing.active_children())
+    with RenderPool(2) as pool:
+        pool.start()
+        workers = set(multiprocessing.active_children()) - before
+        assert len(workers) == 2 and pool.generations == 1  # both started, with no document given yet
+        pool.start()  # already running: nothing more
+        (pdf,) = list(pool.factures([document]))
+        assert set(multiprocessing.active_children()) - before == workers and pool.generations == 1
+    assert document.number in _text(pdf)
+    with RenderPool(0) as pool:
+        pool.start()  # no worker processes: nothing to start
+        assert pool.generations == 0 and set(multiprocessing.active_children()) == before
+
+
 def test_without_worker_processes_submit_renders_when_the_results_are_read() -> None:
     from mairie.settings import Settings
 
@@ -177,6 +198,40 @@ def test_the_next_window_is_numbered_while_one_renders(
     while dispatch(settings).sent:
         pass
     assert set(check_campaign(settings, mail_server, subscriptions).values()) == {1}
+
+
+def test_the_first_windows_grow_from_a_few_subscriptions_and_each_is_filed_as_it_is_stored(
+    tmp_path: Path, mail_server: LoopbackMailServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(renewal, "WINDOW", 8)
+    monkeypatch.setattr(renewal, "FIRST_WINDOW", 2)  # windows of 2, 4, 8, 8… subscriptions
+    subscriptions = 2 + 4 + 8 + 8 + 3
+    filed: list[list[int] | None] = []
+    file_deposits = renewal.file_deposits
+
+    def recording(settings, *args, invoice_ids=None, **kwargs):  # type: ignore[no-untyped-def]
+        filed.append(None if invoice_ids is None else list(invoice_ids))
+        return file_deposits(settings, *args, invoice_ids=invoice_ids, **kwargs)
+
+    monkeypatch.setattr(renewal, "file_deposits", recording)
+    settings = campaign_settings(tmp_path, f"sqlite:///{tmp_path / 'm.sqlite3'}", mail_server.port)
+    seed_live(settings, subscriptions, year=2026)
+    pool = _RecordingPool()
+    result = renewal.issue(settings, 2027, pool=pool)
+    assert len(result.issued) == 2 * subscriptions
+    assert [e for e in pool.events if e[0] == "submit"] == [
+        ("submit", 1, 4),
+        ("submit", 2, 8),
+        ("submit", 3, 16),
+        ("submit", 4, 16),
+        ("submit", 5, 6),
+    ]
+    # each window filed right after it is stored (while the next renders), then one sweep for any leftover
+    assert [len(ids) if ids is not None else None for ids in filed] == [4, 8, 16, 16, 6, None]
+    assert sorted(i for ids in filed if ids is not None for i in ids) == sorted(i.id for i in result.issued)
+    while dispatch(settings).sent:
+        pass
+    assert set(check_campaign(settings, mail_server, subscriptions).values()) == {1}  # filed, emailed once
 
 
 def test_a_window_that_fails_leaves_the_next_numbered_and_a_rerun_completes_both(

@@ -14,6 +14,7 @@ from lxml import etree
 from documents import facturx_rules, schematron
 from documents.cii import NSMAP, build_cii
 from documents.data import Facture, Issuer
+from documents.facturx_pdf import check_xsd
 from documents.samples import sample_avoir, sample_collectivity, sample_facture, sample_grid
 from mairie.settings import Settings
 from models.pricing import BasketLine, VatRegime, first_year_drafts, price_lines, renewal_drafts, support_draft
@@ -40,6 +41,21 @@ def test_samples_pass_xsd_rules_and_schematron(doc):
     assert schematron.errors(xml) == []
     assert schematron.french_errors(xml) == []
     assert schematron.check_all(xml) == []
+
+
+def test_the_pdf_step_checks_each_xml_against_the_libraries_xsd_and_refuses_in_french():
+    xml = build_cii(sample_facture(SYNDICAT, CDG))
+    check_xsd(xml)  # the schema compiled once, then reused: the same verdict as the library's own check
+    check_xsd(xml)
+    # an element the XSD does not know, well formed: the library refuses it, and so does the PDF step
+    unknown = xml.replace(b"<ram:TypeCode>380</ram:TypeCode>", b"<ram:TypeKode>380</ram:TypeKode>", 1)
+    assert unknown != xml
+    with pytest.raises(Exception, match="not valid against the official"):
+        xml_check_xsd(unknown, flavor="factur-x", level="en16931")
+    with pytest.raises(ValueError, match="ne respecte pas le schéma XSD EN 16931"):
+        check_xsd(unknown)
+    with pytest.raises(ValueError, match="pas un XML bien formé"):
+        check_xsd(xml[:-40])
 
 
 def test_invoice_header_fields():
