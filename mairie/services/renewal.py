@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -462,7 +463,10 @@ def _complete(settings: Settings, window: _Window, result: CampaignResult) -> No
     """Step 2 for a window of numbered invoices, rendering since `start_unfinished`: store and email those
     not complete yet."""
     completed = finish_unfinished(settings, window.started)
-    file_deposits(settings, invoice_ids=list(completed))  # while the next window renders
+    try:  # while the next window renders
+        file_deposits(settings, invoice_ids=list(completed))
+    except OSError as exc:  # the deposit folder: the campaign goes on, the sweep at its end files or raises
+        logging.getLogger(__name__).warning("dépôt des factures reporté à la fin de la campagne : %s", exc)
     for issued, created in window.numbered:
         if issued.id in completed:  # its document now, whoever rendered it
             issued = dataclasses.replace(issued, sha256=completed[issued.id].sha256)

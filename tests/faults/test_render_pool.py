@@ -234,6 +234,34 @@ def test_the_first_windows_grow_from_a_few_subscriptions_and_each_is_filed_as_it
     assert set(check_campaign(settings, mail_server, subscriptions).values()) == {1}  # filed, emailed once
 
 
+def test_a_deposit_folder_failing_during_the_campaign_stops_nothing_before_the_end(
+    tmp_path: Path, mail_server: LoopbackMailServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mairie.adapters.files import LocalFolder
+
+    monkeypatch.setattr(renewal, "WINDOW", 4)
+    subscriptions = 2 * 4 + 3  # several windows, each filed as it is stored
+    settings = campaign_settings(tmp_path, f"sqlite:///{tmp_path / 'm.sqlite3'}", mail_server.port)
+    seed_live(settings, subscriptions, year=2026)
+    write = LocalFolder.write
+
+    def full(self, relative, content):  # type: ignore[no-untyped-def]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(LocalFolder, "write", full)
+    with pytest.raises(OSError, match="No space left"):  # raised by the sweep at the end, as before
+        renewal.issue(settings, 2027, pool=_RecordingPool())
+    assert _statuses(settings) == Counter({"issued": 2 * subscriptions})  # every window issued all the same
+    with unit_of_work(settings) as uow:
+        assert all(i.deposited_path is None for i in uow.session.exec(select(Invoice)).all())
+    monkeypatch.setattr(LocalFolder, "write", write)
+    again = renewal.issue(settings, 2027)  # the folder back: the rerun issues nothing and files everything
+    assert again.issued == [] and len(again.existing) == 2 * subscriptions
+    while dispatch(settings).sent:
+        pass
+    assert set(check_campaign(settings, mail_server, subscriptions).values()) == {1}
+
+
 def test_a_window_that_fails_leaves_the_next_numbered_and_a_rerun_completes_both(
     tmp_path: Path, mail_server: LoopbackMailServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
