@@ -143,6 +143,11 @@ def invoice_statuses(settings: Settings) -> Counter[str]:
         return Counter(i.status for i in uow.session.exec(select(Invoice).where(Invoice.billing_year == YEAR)).all())
 
 
+def first_two_windows() -> tuple[int, int]:
+    """How many invoices the first two windows of a run number (`renewal.FIRST_WINDOW`, then twice that)."""
+    return 2 * renewal.FIRST_WINDOW, 2 * min(2 * renewal.FIRST_WINDOW, renewal.WINDOW)
+
+
 def check_campaign(settings: Settings, server: LoopbackMailServer, subscriptions: int) -> Counter[str]:
     """The strict invariants after the final run; returns how many times each invoice email arrived."""
     with unit_of_work(settings) as uow:
@@ -263,7 +268,7 @@ def test_kill_while_filing_deposits(crash_setup: Settings, mail_server: Loopback
     log = tmp_path / "worker.log"
     killed = run_to_end(worker_env(settings, FAULT_KILL_AFTER_DEPOSIT=3), log)
     assert killed.returncode == -9
-    first, second = 2 * renewal.FIRST_WINDOW, 2 * min(2 * renewal.FIRST_WINDOW, renewal.WINDOW)
+    first, second = first_two_windows()
     # killed while filing the first window: all of it committed before, the second window numbered meanwhile
     assert invoice_statuses(settings) == Counter({"issued": first, "numbered": second})
     assert orphan_deposits(settings) == []
@@ -299,7 +304,7 @@ def test_kill_between_numbering_and_rendering(
         )
     # the first window (FIRST_WINDOW subscriptions) was numbered, then the second (twice as many) while the
     # first was given to render; 4 invoices of the first were completed
-    first, second = 2 * renewal.FIRST_WINDOW, 2 * min(2 * renewal.FIRST_WINDOW, renewal.WINDOW)
+    first, second = first_two_windows()
     assert statuses == {"issued": 4, "numbered": first - 4 + second}, statuses
     from mairie.services.invoicing import complete_unfinished
 

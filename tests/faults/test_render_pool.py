@@ -23,7 +23,7 @@ from mairie.services.mail import dispatch
 from models.entities import Invoice
 from notifications.mailserver import LoopbackMailServer
 from tests.faults.conftest import campaign_settings
-from tests.faults.test_crash import check_campaign
+from tests.faults.test_crash import check_campaign, invoice_statuses
 
 SUBSCRIPTIONS = 40  # more than renewal.WINDOW: several windows go through the pool
 
@@ -171,11 +171,6 @@ class _RecordingPool(RenderPool):
         return Recorded(results)
 
 
-def _statuses(settings) -> Counter[str]:  # type: ignore[no-untyped-def]
-    with unit_of_work(settings) as uow:
-        return Counter(i.status for i in uow.session.exec(select(Invoice).where(Invoice.billing_year == 2027)).all())
-
-
 def test_the_next_window_is_numbered_while_one_renders(
     tmp_path: Path, mail_server: LoopbackMailServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -251,7 +246,7 @@ def test_a_deposit_folder_failing_during_the_campaign_stops_nothing_before_the_e
     monkeypatch.setattr(LocalFolder, "write", full)
     with pytest.raises(OSError, match="No space left"):  # raised by the sweep at the end, as before
         renewal.issue(settings, 2027, pool=_RecordingPool())
-    assert _statuses(settings) == Counter({"issued": 2 * subscriptions})  # every window issued all the same
+    assert invoice_statuses(settings) == Counter({"issued": 2 * subscriptions})  # every window issued all the same
     with unit_of_work(settings) as uow:
         assert all(i.deposited_path is None for i in uow.session.exec(select(Invoice)).all())
     monkeypatch.setattr(LocalFolder, "write", write)
@@ -275,10 +270,10 @@ def test_a_window_that_fails_leaves_the_next_numbered_and_a_rerun_completes_both
     assert [e[:2] for e in pool.events] == [("submit", 1), ("submit", 2), ("read", 1), ("submit", 3), ("read", 2)]
     assert {2, 3} <= pool.cancelled  # the failed window and the one queued behind it: nothing left rendering
     # window 1 issued; window 2 failed; window 3 numbered meanwhile, its rendering dropped: no gap, no document
-    assert _statuses(settings) == Counter({"issued": 8, "numbered": 8 + 6})
+    assert invoice_statuses(settings) == Counter({"issued": 8, "numbered": 8 + 6})
     again = renewal.issue(settings, 2027)
     assert len(again.existing) == 2 * subscriptions and again.issued == []
-    assert _statuses(settings) == Counter({"issued": 2 * subscriptions})
+    assert invoice_statuses(settings) == Counter({"issued": 2 * subscriptions})
     while dispatch(settings).sent:
         pass
     assert set(check_campaign(settings, mail_server, subscriptions).values()) == {1}
