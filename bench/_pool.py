@@ -360,7 +360,7 @@ def show_round(r: dict[str, Any], first: dict[str, Any]) -> None:
     peaks = ", ".join(f"{role} {mb:.0f} MB" for role, mb in sorted(r["peaks_mb"].items()) if role != "?")
     line = (
         f"  {r['k']} worker(s): {r['invoices']} invoices in {r['slices']} child runs ({r['failed']} failed, "
-        f"{r['reruns']} scheduled again, through {r['through']}), {r['received']} emails received: "
+        f"{r['reruns']} second attempts, through {r['through']}), {r['received']} emails received: "
         f"{r['wall_s']:.1f} s → {r['invoices'] / r['wall_s']:.1f} invoices/s"
     )
     if r is not first:

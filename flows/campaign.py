@@ -7,14 +7,17 @@ The parent (`campagne-renouvellement`, flows.billing) cuts the live subscription
 `MAIRIE_CAMPAIGN_CONCURRENCY` at once (the deployment's concurrency limit). `mairie up` serves it from its
 own process instead (one machine, one child run at a time).
 
-- **Idempotent.** Each child run has the idempotency key (database, year, slice bounds): a second run of
-  the parent — a retry, a rerun, a resumed run — gets the same child runs back instead of new ones, and a
-  completed slice issues nothing again. A child run found failed or crashed from an earlier attempt is
-  scheduled again (the same run), since its key would never give a new one.
+- **Idempotent.** Each child run has the idempotency key (database, year, slice bounds, attempt): a second
+  run of the parent — a retry, a rerun, a resumed run — gets the latest attempt of each slice back instead
+  of new runs, and a completed slice issues nothing again. A slice whose latest attempt failed or crashed
+  in an earlier parent run gets one more attempt.
 - **Retried.** A child run that raises (the store unreachable, the database gone) is retried by Prefect
   (`retries=2`); one whose process died (SIGKILL, out of memory, machine lost: Prefect says *Crashed*, and
-  does not retry crashes) is scheduled again by the parent, up to `CRASH_RETRIES` times. A retry issues
-  only what is left: its numbered invoices without a document are completed, the rest issued.
+  does not retry crashes) is followed by a new child run of the same slice, its next *attempt* (`lot-…-essai-2`,
+  its own key), up to `CRASH_RETRIES` times. Not the same run scheduled again: Prefect reports a death twice
+  (the runner in the worker, then the worker), seconds apart, and the late report would crash the new
+  attempt; on the dead run it is refused (already terminal). A retry issues only what is left: its numbered
+  invoices without a document are completed, the rest issued.
 - **Shared list.** Each subscription is claimed with `SELECT … FOR UPDATE SKIP LOCKED` in its numbering
   transaction (`renewal.issue`), so two runs over the same ids never wait on each other nor issue twice.
 - **Waiting.** The parent polls its children's states through the Prefect API every few seconds (and one
@@ -43,6 +46,7 @@ from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.runtime import flow_run
 from sqlmodel import col, func, select
 
 from mairie.database import unit_of_work
@@ -54,24 +58,36 @@ from models.lifecycle import InvoiceStatus
 
 SLICE_FLOW = "renouvellement-lot"
 SLICE_DEPLOYMENT = f"{SLICE_FLOW}/{SLICE_FLOW}"  # flow name / deployment name
-CRASH_RETRIES = 2  # a crashed child run (its process died) is scheduled again this many times
+CRASH_RETRIES = 2  # a slice whose child run crashed (its process died) gets at most this many new attempts
 POLL_S = 3.0
-# A process that dies is reported Crashed twice (by the runner in the worker, then by the worker itself,
-# seconds apart): the parent schedules a crashed run again once its crash has stood this long, so that the
-# late second report does not land on the new attempt.
-CRASH_GRACE_S = 10.0
 MAIL_ROUNDS = 20  # a slice sends its emails in at most this many batches of 500
+
+
+def slice_run_name(year: int, first_id: int, last_id: int, attempt: int = 1) -> str:
+    """`lot-2027-1-250`, then `lot-2027-1-250-essai-2` for the slice's second child run."""
+    name = f"lot-{year}-{first_id}-{last_id}"
+    return name if attempt <= 1 else f"{name}-essai-{attempt}"
+
+
+def _slice_run_name() -> str:
+    params = flow_run.parameters or {}
+    return slice_run_name(params["year"], params["first_id"], params["last_id"], int(params.get("attempt") or 1))
 
 
 @flow(
     name=SLICE_FLOW,
-    flow_run_name="lot-{year}-{first_id}-{last_id}",
+    flow_run_name=_slice_run_name,
     retries=2,
     retry_delay_seconds=10,
     log_prints=False,
 )
 def renewal_slice(
-    year: int, first_id: int, last_id: int, exclude: list[str] | None = None, today: date | None = None
+    year: int,
+    first_id: int,
+    last_id: int,
+    exclude: list[str] | None = None,
+    today: date | None = None,
+    attempt: int = 1,
 ) -> dict[str, Any]:
     """Issue the renewal invoices of one slice of live subscriptions (ids `first_id` to `last_id`), then
     send the due emails. A retry, or a second run, issues only what is left.
@@ -82,6 +98,7 @@ def renewal_slice(
         last_id: Le dernier identifiant d'abonnement du lot
         exclude: SIREN ou codes INSEE des collectivités exclues par l'opérateur
         today: La date d'émission (par défaut la date de renouvellement)
+        attempt: L'essai de ce lot (2 et plus : un essai précédent a été interrompu)
     """
     settings = get_settings()
     with SendingMeanwhile(settings) as meanwhile:  # the emails of committed invoices leave while the rest renders
@@ -154,10 +171,10 @@ class SliceRun:
     state: str = "Scheduled"
     final: bool = False
     failed: bool = False
-    reruns: int = 0  # scheduled again by the parent (crashed, or failed in an earlier parent run)
+    attempt: int = 1  # the slice's child run is its attempt-th (a new one after a crash)
+    reruns: int = 0  # attempts started by this parent after a crash, or after a failure in an earlier parent run
     outcome: dict[str, Any] | None = None
     message: str = ""
-    crash_seen: tuple[Any, float] | None = None  # (the crashed state's id, when the parent first saw it)
 
 
 @dataclass
@@ -179,11 +196,12 @@ class SlicedIssue:
         return [s for s in self.slices if s.failed]
 
 
-def idempotency_key(settings: Settings, year: int, part: renewal.Slice) -> str:
-    """The key of a slice's child run: the same campaign (database, year, bounds) gives the same run. The
-    database is in the key so that two installations sharing one Prefect server never share a run."""
+def idempotency_key(settings: Settings, year: int, part: renewal.Slice, attempt: int = 1) -> str:
+    """The key of a slice's child run: the same campaign (database, year, bounds) and attempt give the same
+    run. The database is in the key so that two installations sharing one Prefect server never share a run."""
     database = hashlib.sha256(settings.sqlalchemy_url.encode()).hexdigest()[:12]
-    return f"renouvellement-{database}-{year}-{part.first_id}-{part.last_id}"
+    key = f"renouvellement-{database}-{year}-{part.first_id}-{part.last_id}"
+    return key if attempt <= 1 else f"{key}-essai-{attempt}"
 
 
 def _numbers(settings: Settings, year: int) -> tuple[set[str], set[str]]:
@@ -289,31 +307,19 @@ def _run_on_workers(
 ) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-    from prefect.deployments import run_deployment
 
     logger = get_run_logger()
-    for run in runs:
-        part = run.slice
-        child = run_deployment(
-            SLICE_DEPLOYMENT,
-            parameters={
-                "year": year,
-                "first_id": part.first_id,
-                "last_id": part.last_id,
-                "exclude": exclude,
-                "today": today.isoformat() if today else None,
-            },
-            idempotency_key=idempotency_key(settings, year, part),
-            flow_run_name=f"lot-{year}-{part.first_id}-{part.last_id}",
-            timeout=0,
-        )
-        assert not inspect.isawaitable(child)  # called from sync code
-        run.run_id = child.id
+    with get_client(sync_client=True) as client:
+        latest = _latest_attempts(client, settings, year, runs)
+    for run, attempt in zip(runs, latest, strict=True):
+        run.attempt = max(1, attempt)
+        child = _start(settings, year, exclude, today, run)
         if child.state is not None and child.state.is_final() and not child.state.is_completed():
-            # ended badly in an earlier run of the parent: the same child run, once more
-            _reschedule(run, f"{child.state.name} lors d'une exécution précédente")
+            # ended badly in an earlier run of the parent: one more attempt
+            why = f"{child.state.name} lors d'une exécution précédente"
+            logger.warning("Lot %s : %s, essai %s lancé.", child.name, why, run.attempt + 1)
+            _next_attempt(settings, year, exclude, today, run)
     deadline = time.monotonic() + timeout_s
-    by_id = {run.run_id: run for run in runs}
     with get_client(sync_client=True) as client:
         while True:
             waiting = [r for r in runs if not r.final]
@@ -324,8 +330,8 @@ def _run_on_workers(
                     run.failed, run.final = True, True
                     run.message = f"non terminé après {timeout_s / 3600:.0f} h ({run.state})"
                 break
-            ids = [r.run_id for r in waiting if r.run_id is not None]
-            for child in client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids))):
+            by_id = {r.run_id: r for r in waiting if r.run_id is not None}
+            for child in client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(by_id)))):
                 run = by_id[child.id]
                 state = child.state
                 if state is None:
@@ -334,11 +340,10 @@ def _run_on_workers(
                 if not state.is_final():
                     continue
                 if state.is_crashed() and run.reruns < CRASH_RETRIES:
-                    if run.crash_seen is None or run.crash_seen[0] != state.id:
-                        run.crash_seen = (state.id, time.monotonic())
-                    if time.monotonic() - run.crash_seen[1] >= CRASH_GRACE_S:
-                        logger.warning("Lot %s interrompu (%s) : relancé.", child.name, state.message)
-                        _reschedule(run, state.message or "interrompu")
+                    logger.warning(
+                        "Lot %s interrompu (%s) : essai %s lancé.", child.name, state.message, run.attempt + 1
+                    )
+                    _next_attempt(settings, year, exclude, today, run)
                     continue
                 run.final = True
                 run.failed = not state.is_completed()
@@ -352,15 +357,67 @@ def _run_on_workers(
         _read_outcomes(client, runs)
 
 
-def _reschedule(run: SliceRun, why: str) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.states import Scheduled
+ATTEMPTS_READ = 4  # attempts looked up at once per slice when the parent starts
 
-    assert run.run_id is not None
-    with get_client(sync_client=True) as client:
-        client.set_flow_run_state(run.run_id, Scheduled(message=f"relancé par la campagne : {why}"), force=True)
+
+def _latest_attempts(client: Any, settings: Settings, year: int, runs: list[SliceRun]) -> list[int]:
+    """For each slice, its highest attempt that has a child run already (0: none yet), found by their keys."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterIdempotencyKey
+
+    latest = [0] * len(runs)
+    todo, low = list(range(len(runs))), 1
+    while todo:
+        high = low + ATTEMPTS_READ - 1
+        keys = {
+            idempotency_key(settings, year, runs[i].slice, attempt): (i, attempt)
+            for i in todo
+            for attempt in range(low, high + 1)
+        }
+        listed = list(keys)
+        for start in range(0, len(listed), 200):
+            chunk = listed[start : start + 200]
+            found = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(idempotency_key=FlowRunFilterIdempotencyKey(any_=chunk)),
+                limit=len(chunk),
+            )
+            for child in found:
+                if child.idempotency_key in keys:
+                    i, attempt = keys[child.idempotency_key]
+                    latest[i] = max(latest[i], attempt)
+        todo, low = [i for i in todo if latest[i] == high], high + 1
+    return latest
+
+
+def _start(settings: Settings, year: int, exclude: list[str], today: date | None, run: SliceRun) -> Any:
+    """The child run of the slice's current attempt: created, or the existing one with its key."""
+    from prefect.deployments import run_deployment
+
+    part = run.slice
+    child = run_deployment(
+        SLICE_DEPLOYMENT,
+        parameters={
+            "year": year,
+            "first_id": part.first_id,
+            "last_id": part.last_id,
+            "exclude": exclude,
+            "today": today.isoformat() if today else None,
+            "attempt": run.attempt,
+        },
+        idempotency_key=idempotency_key(settings, year, part, run.attempt),
+        flow_run_name=slice_run_name(year, part.first_id, part.last_id, run.attempt),
+        timeout=0,
+    )
+    assert not inspect.isawaitable(child)  # called from sync code
+    run.run_id = child.id
+    run.state = (child.state.name or child.state.type.value) if child.state is not None else "Scheduled"
+    return child
+
+
+def _next_attempt(settings: Settings, year: int, exclude: list[str], today: date | None, run: SliceRun) -> None:
+    """A new child run for the slice (its next attempt), which completes what the last one left."""
+    run.attempt += 1
     run.reruns += 1
-    run.state = "Scheduled"
+    _start(settings, year, exclude, today, run)
 
 
 def _read_outcomes(client: Any, runs: list[SliceRun]) -> None:

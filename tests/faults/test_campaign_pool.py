@@ -1,10 +1,10 @@
 """The campaign through a real Prefect work pool (issue 21): child runs of `renouvellement-lot` taken by real
 `prefect worker` processes on PostgreSQL, the parent (the approved campaign) in this process.
 
-- a child run's process SIGKILLed in the middle of its slice → Prefect says Crashed, the parent schedules
-  the same run again, its retry completes what the killed one numbered and issues the rest: no duplicate,
-  no gap, every email once; then a second parent run of the same campaign gets the same child runs back
-  (idempotency keys), creates none, and issues nothing;
+- a child run's process SIGKILLed in the middle of its slice → Prefect says Crashed, the parent starts the
+  slice's second attempt (a new child run, `…-essai-2`), which completes what the killed one numbered and
+  issues the rest: no duplicate, no gap, every email once; then a second parent run of the same campaign
+  gets each slice's latest child run back (idempotency keys), creates none, and issues nothing;
 - a child run that cannot store its documents → the slice fails cleanly (nothing issued, no email queued,
   invoices left numbered) and Prefect retries it; once the store is back the retry completes the campaign.
 
@@ -30,7 +30,7 @@ from prefect import flow
 from sqlmodel import select
 
 from bench._seed import seed_live
-from flows.campaign import SlicedIssue, issue_in_slices, publish_summary
+from flows.campaign import SlicedIssue, issue_in_slices, publish_summary, slice_run_name
 from mairie.database import unit_of_work
 from mairie.settings import Settings, get_settings
 from models.entities import Invoice, OutboxMessage
@@ -144,20 +144,30 @@ def test_a_worker_killed_mid_slice_is_retried_and_a_second_campaign_issues_nothi
 
         assert at_kill[0] > 0  # killed between numbering and rendering: invoices left numbered
         assert [s.failed for s in result.slices] == [False, False, False]
-        history = [(r.name, _states(r)) for r in pool.child_runs()]
-        assert sum(s.reruns for s in result.slices) == 1, (killed, history)  # the crashed run, scheduled again
-        crashed = [r for r in pool.child_runs() if "Crashed" in _states(r)]
-        assert len(crashed) == 1 and crashed[0].state.is_completed(), [(r.name, _states(r)) for r in pool.child_runs()]
+        history = {r.name: _states(r) for r in pool.child_runs()}
+        assert sum(s.reruns for s in result.slices) == 1, (killed, history)  # the crashed slice, a second attempt
+        (crashed,) = [r for r in pool.child_runs() if "Crashed" in history[r.name]]
+        assert crashed.state.is_crashed(), history  # the dead run stays as it died (Prefect's late report refused)
+        (second,) = [s for s in result.slices if s.reruns]
+        assert second.attempt == 2 and second.state == "Completed"
+        firsts = {slice_run_name(YEAR, s.slice.first_id, s.slice.last_id) for s in result.slices}
+        runs = {r.name: r for r in pool.child_runs()}
+        assert sorted(runs) == sorted([*firsts, f"{crashed.name}-essai-2"]), history  # one run per attempt
+        retried = runs[f"{crashed.name}-essai-2"]
+        assert retried.state.is_completed() and retried.id == second.run_id, history
         assert len(result.issued) == 24 and result.existing == [] and result.unfinished == 0
         arrived = check_campaign(settings, mail_server, 12)  # no duplicate, no gap, every invoice stored, sent
         assert set(arrived.values()) == {1}  # every email once
 
-        # The same campaign again: the same three child runs (their keys), nothing issued, nothing sent.
+        # The same campaign again: each slice's latest child run back (their keys), no new run, nothing
+        # issued, nothing sent.
         runs_before = sorted(str(r.id) for r in pool.child_runs())
+        latest = sorted(str(s.run_id) for s in result.slices)
         mails_before = len(mail_server.messages())
         again = Parent(expected=0).wait(pool)
         assert sorted(str(r.id) for r in pool.child_runs()) == runs_before
-        assert sorted(str(s.run_id) for s in again.slices) == runs_before
+        assert sorted(str(s.run_id) for s in again.slices) == latest
+        assert [s.reruns for s in again.slices] == [0, 0, 0]
         assert again.issued == [] and len(again.existing) == 24
         assert len(mail_server.messages()) == mails_before
         check_campaign(settings, mail_server, 12)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.campaign import _outcome, _row, idempotency_key
+from flows.campaign import _outcome, _row, idempotency_key, slice_run_name
 from mairie.services.renewal import Slice, slices_of
 from tests.conftest import make_settings
 
@@ -37,6 +37,14 @@ def test_the_key_names_the_database_the_year_and_the_bounds(tmp_path) -> None:
     assert key != idempotency_key(other, 2027, part)  # two installations on one Prefect server
     assert key != idempotency_key(one, 2028, part)
     assert "postgres@" not in key  # the URL is hashed, never shown
+    assert idempotency_key(one, 2027, part, attempt=1) == key  # the first attempt: the key of earlier versions
+    second = idempotency_key(one, 2027, part, attempt=2)
+    assert second == f"{key}-essai-2" and idempotency_key(one, 2027, part, attempt=3) == f"{key}-essai-3"
+
+
+def test_a_slice_run_is_named_after_its_year_bounds_and_attempt() -> None:
+    assert slice_run_name(2027, 1, 250) == "lot-2027-1-250"
+    assert slice_run_name(2027, 1, 250, attempt=2) == "lot-2027-1-250-essai-2"
 
 
 def test_a_childs_counts_come_back_from_its_artifact_row() -> None:
@@ -54,3 +62,27 @@ def test_a_childs_counts_come_back_from_its_artifact_row() -> None:
     row = _row(outcome)
     assert row["factures émises"] == 480 and row["exclus"] == "216201137"
     assert _outcome(row) == outcome
+
+
+def test_the_parent_finds_each_slices_latest_attempt_by_its_keys(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from flows.campaign import ATTEMPTS_READ, SliceRun, _latest_attempts
+
+    settings = make_settings(tmp_path, "postgresql+psycopg://postgres@127.0.0.1:5432/mairie")
+    runs = [SliceRun(Slice(i, 10 * i + 1, 10 * i + 10, 10)) for i in range(4)]
+    made = {0: 0, 1: 1, 2: ATTEMPTS_READ, 3: 2 * ATTEMPTS_READ + 1}  # attempts already run, per slice
+    existing = {idempotency_key(settings, 2027, runs[i].slice, a) for i, n in made.items() for a in range(1, n + 1)}
+    existing.add(idempotency_key(settings, 2028, runs[0].slice))  # another year's run: not this campaign's
+    asked: list[int] = []
+
+    class Client:
+        def read_flow_runs(self, flow_run_filter, limit):
+            keys = flow_run_filter.idempotency_key.any_
+            asked.append(len(keys))
+            assert limit >= len(keys)
+            return [SimpleNamespace(idempotency_key=k) for k in keys if k in existing]
+
+    assert _latest_attempts(Client(), settings, 2027, runs) == [0, 1, ATTEMPTS_READ, 2 * ATTEMPTS_READ + 1]
+    # 4 slices × 4 attempts, then the two slices that had all 4 (4 more each), then the last one (4 more)
+    assert asked == [4 * ATTEMPTS_READ, 2 * ATTEMPTS_READ, ATTEMPTS_READ]
