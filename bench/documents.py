@@ -8,6 +8,11 @@
    stylesheet, then the `factur-x` library's embedding (pypdf re-reads and rewrites the PDF).
 3. 200 invoices on 1 and on 2 processes (workers warmed up before the clock starts).
 4. The PAdES seal of an invoice (`documents.seal.seal`, development test certificate) against its render.
+5. `documents.line_splits` on distinct invoices (another commune, number and quantities each time): the
+   layout with the lines remembered from the invoices before against the same layout with every line split
+   afresh, alternated, and the share of WeasyPrint's questions the memo answered. Parts 1–4 render one
+   document again and again, so they run without the memo (it would answer every question of a repeated
+   document: a figure no campaign sees).
 
 Targets (issue #4): overhead ≤ 20 % over bare; invoice ≤ 0.35 × naive; 2 processes ≥ 1.7 × faster.
 Target (issue #20): the seal costs under 15 % of the invoice's render.
@@ -16,6 +21,7 @@ Target (issue #20): the seal costs under 15 % of the invoice's render.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import multiprocessing as mp
 import re
@@ -23,7 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from facturx import xml_check_xsd
 from weasyprint import HTML
 
-from documents import api, pdf_streams, rendering
+from documents import api, line_splits, pdf_streams, rendering
 from documents.cii import build_cii
 from documents.data import Facture, Issuer
 from documents.facturx_pdf import facturx_pdf
@@ -65,13 +71,20 @@ def timed_pair(a: Callable[[], object], b: Callable[[], object], repeat: int) ->
     return statistics.median(times_a), statistics.median(times_b)
 
 
+@contextlib.contextmanager
+def as_shipped() -> Iterator[None]:
+    """WeasyPrint and pydyf as shipped: every line split afresh, each stream deflated twice at level 9."""
+    with pdf_streams.shipped(), line_splits.shipped():
+        yield
+
+
 def bare(html: str, kind: str, variant: str) -> Callable[[], bytes]:
     """WeasyPrint alone on the same HTML, with the same prepared stylesheets and font configuration."""
     base_url = str(rendering.ROOT / kind) + "/"
     sheets = list(rendering.stylesheets(kind))
 
     def run() -> bytes:
-        with pdf_streams.shipped():  # pydyf as shipped: each stream deflated twice at level 9
+        with as_shipped():
             return HTML(string=html, base_url=base_url).write_pdf(
                 stylesheets=sheets, font_config=rendering.font_config(), pdf_variant=variant
             )
@@ -100,7 +113,7 @@ def naive_invoice(facture: Facture) -> Callable[[], bytes]:
     xml = build_cii(facture)
 
     def run() -> bytes:
-        with pdf_streams.shipped():  # WeasyPrint and pydyf as shipped
+        with as_shipped():
             pdf = HTML(string=html, base_url=str(rendering.ROOT / "facture") + "/").write_pdf(pdf_variant="pdf/a-3b")
         return library_embed(pdf, xml, title=facture.number, author=facture.issuer.name)
 
@@ -256,6 +269,52 @@ def seal_cost(repeat: int) -> None:
     )
 
 
+def varied(facture: Facture, index: int) -> Facture:
+    """The invoice of another commune: its number, name, address and quantities changed — for the layout
+    only (the amounts are not recomputed: no Factur-X step for it)."""
+    collectivity = dataclasses.replace(
+        facture.collectivity,
+        name=f"Commune de Saint-Exemple-{index}-sur-la-Lys",
+        address=f"{index} rue de la Mairie",
+        siren=f"{200000000 + index * 7919:09d}",
+    )
+    lines = tuple(dataclasses.replace(line, quantity=line.quantity + index % 4) for line in facture.priced.lines)
+    return dataclasses.replace(
+        facture,
+        number=f"LFN-FAC-2027-{index:05d}",
+        collectivity=collectivity,
+        priced=dataclasses.replace(facture.priced, lines=lines),
+    )
+
+
+def line_split_memo(count: int) -> None:
+    """CPU ms per layout of distinct invoices with `documents.line_splits` and without, alternated."""
+    syndicat, cdg = issuers()
+    for facture in (sample_facture(syndicat, cdg), sample_facture(syndicat, cdg, support=True)):
+        htmls = [api.facture_html(varied(facture, index)) for index in range(count + 1)]
+        line_splits.forget()
+        rendering.html_to_pdf(htmls[0], "facture", pdf_variant=api.FACTURX_VARIANT)  # the first asks everything
+        first = dict(line_splits.counts)
+        with_ms: list[float] = []
+        without_ms: list[float] = []
+        for html in htmls[1:]:
+            for times in (with_ms, without_ms):
+                with contextlib.ExitStack() as stack:
+                    if times is without_ms:
+                        stack.enter_context(line_splits.shipped())
+                    start = time.process_time()
+                    rendering.html_to_pdf(html, "facture", pdf_variant=api.FACTURX_VARIANT)
+                    times.append((time.process_time() - start) * 1000)
+        asked = line_splits.counts["asked"] - first["asked"]
+        remembered = line_splits.counts["remembered"] - first["remembered"]
+        ours, shipped = statistics.median(with_ms), statistics.median(without_ms)
+        print(
+            f"\n{count} distinct invoices like {facture.number} after a first one, CPU per layout: {ours:.1f} ms with "
+            f"documents.line_splits, {shipped:.1f} ms splitting every line afresh: × {ours / shipped:.3f}; "
+            f"{asked / count:.0f} questions per invoice, {100 * remembered / asked:.0f} % answered from the memo"
+        )
+
+
 # --- throughput ---------------------------------------------------------------------------------
 
 _WORKER: dict[str, Any] = {}
@@ -266,6 +325,7 @@ def _init_worker(root: str) -> None:
     _WORKER["facture"] = sample_facture(syndicat, cdg)
     _WORKER["store"] = DocumentStore(root)
     rendering.warm_up()
+    line_splits.uninstall()  # the same invoice again and again: see line_split_memo
     api.render_facture(_WORKER["facture"])
 
 
@@ -298,11 +358,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--repeat", type=int, default=15, help="renders per measure (median)")
     parser.add_argument("--invoices", type=int, default=200, help="0 skips the throughput part")
+    parser.add_argument("--distinct", type=int, default=40, help="distinct invoices of part 5 (0 skips it)")
     args = parser.parse_args()
     rendering.warm_up()
-    per_kind(args.repeat)
-    overhead_components(args.repeat)
-    seal_cost(args.repeat)
+    with line_splits.shipped():  # parts 1-4: one document again and again (see the module's docstring)
+        per_kind(args.repeat)
+        overhead_components(args.repeat)
+        seal_cost(args.repeat)
+    if args.distinct > 0:
+        line_split_memo(args.distinct)
     if args.invoices <= 0:
         return
     one = throughput(args.invoices, 1)

@@ -18,7 +18,8 @@ thread), and two warm child processes (each measures its own time, CPU time and 
 2. the floor, on the same invoices: the same HTML (`documents.api.facture_html` of the same `Facture`
    values, rebuilt as `invoicing.issue_invoice` builds them) laid out by a bare WeasyPrint loop with the
    same prepared stylesheets and fonts (`documents.rendering`), PDF/A-3b, WeasyPrint's own way (its HTML5
-   parser and whole user-agent stylesheet, not `documents.weasy`'s), no XML attached; then the same
+   parser and whole user-agent stylesheet, not `documents.weasy`'s; every line split afresh, not
+   remembered by `documents.line_splits`; pydyf's own deflate), no XML attached; then the same
    emails (the .eml files the campaign's emails became, same bytes) sent again to the same server by a
    bare `aiosmtplib.send` loop (one SMTP session per message, as the outbox does).
 
@@ -305,11 +306,12 @@ def floor_child(args: argparse.Namespace) -> None:
     from facturx import get_xml_from_pdf
     from weasyprint import HTML
 
-    from documents import api, pdf_streams, rendering
+    from documents import api, line_splits, pdf_streams, rendering
     from documents.cii import build_cii
     from documents.seal import seal_with
 
-    pdf_streams.uninstall()  # the floor is WeasyPrint as shipped: pydyf deflates each stream twice at level 9
+    pdf_streams.uninstall()  # the floor is WeasyPrint as shipped: pydyf deflates each stream twice at level 9,
+    line_splits.uninstall()  # and every line of text is split afresh
     settings = child_settings()
     seal_keys = _warm_seal_keys(settings)
     clock = Clock()
