@@ -8,7 +8,6 @@ content streams — every glyph with its position — must be the same bytes.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
@@ -17,23 +16,10 @@ from weasyprint.css.properties import INITIAL_VALUES
 from weasyprint.layout import inline, preferred
 from weasyprint.text import line_break
 
+from bench.documents import varied
 from documents import api, line_splits, rendering
-from documents.data import Facture
 from documents.samples import sample_facture
 from tests.unit.documents.test_weasy import CDG, DOCUMENTS, SYNDICAT, content_streams
-
-
-def _varied(facture: Facture, index: int) -> Facture:
-    collectivity = dataclasses.replace(
-        facture.collectivity, name=f"Commune de Saint-Exemple-{index}-sur-la-Lys", address=f"{index} rue de la Mairie"
-    )
-    lines = tuple(dataclasses.replace(line, quantity=line.quantity + index % 4) for line in facture.priced.lines)
-    return dataclasses.replace(
-        facture,
-        number=f"LFN-FAC-2027-{index:05d}",
-        collectivity=collectivity,
-        priced=dataclasses.replace(facture.priced, lines=lines),
-    )
 
 
 def _layouts() -> dict[str, tuple[str, str]]:
@@ -41,7 +27,7 @@ def _layouts() -> dict[str, tuple[str, str]]:
     for support in (False, True):
         base = sample_facture(SYNDICAT, CDG, support=support)
         for index in range(6):
-            layouts[f"facture-{support}-{index}"] = ("facture", api.facture_html(_varied(base, index)))
+            layouts[f"facture-{support}-{index}"] = ("facture", api.facture_html(varied(base, index)))
     return layouts
 
 
@@ -76,9 +62,9 @@ def test_the_pages_are_the_same_with_the_lines_remembered() -> None:
 def test_a_distinct_invoice_asks_mostly_what_the_ones_before_asked() -> None:
     base = sample_facture(SYNDICAT, CDG)
     line_splits.forget()
-    rendering.html_to_pdf(api.facture_html(_varied(base, 0)), "facture")
+    rendering.html_to_pdf(api.facture_html(varied(base, 0)), "facture")
     before = dict(line_splits.counts)
-    rendering.html_to_pdf(api.facture_html(_varied(base, 1)), "facture")
+    rendering.html_to_pdf(api.facture_html(varied(base, 1)), "facture")
     asked = line_splits.counts["asked"] - before["asked"]
     remembered = line_splits.counts["remembered"] - before["remembered"]
     assert asked > 100
