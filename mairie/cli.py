@@ -803,10 +803,13 @@ def pool() -> None:
         if not api:
             raise stack.StackError("aucun serveur Prefect : définissez PREFECT_API_URL ou lancez « mairie up »")
         name, created = stack.ensure_campaign_pool(s)
-        stack.ensure_lost_slice_detection()
+        stack.ensure_lost_slice_detection(s)
     action = "créé" if created else "mis à jour"
     out.print(f"Pool « {name} » {action} (type process, au plus {s.campaign_concurrency} lots à la fois).")
-    out.print(f"Automatisation « {stack.LOST_SLICES_AUTOMATION} » : un lot dont la machine est perdue est relancé.")
+    out.print(
+        f"Automatisation « {stack.LOST_SLICES_AUTOMATION} » : un lot sans battement de cœur depuis "
+        f"{s.campaign_lost_after_s} s (machine perdue) est interrompu, et la campagne le relance."
+    )
     out.print(f"Sur chaque machine : prefect worker start --pool {name} --type process --limit 1")
 
 

@@ -403,12 +403,17 @@ def ensure_campaign_pool(settings: Settings) -> tuple[str, bool]:
 LOST_SLICES_AUTOMATION = "lot-campagne-sans-battement"
 
 
-def ensure_lost_slice_detection() -> str:
+def ensure_lost_slice_detection(settings: Settings) -> str:
     """Create (or update) the automation that marks Crashed a `renouvellement-lot` run whose heartbeats
-    stopped for 90 s — its machine or its worker died with it, so no process is left to report the crash —
-    so that the campaign schedules it again (Prefect's zombie-run pattern). The workers emit heartbeats
-    with PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30 (mairie-worker@.service, compose's campaign-worker).
-    Idempotent; returns the automation's id."""
+    stopped for `campaign_lost_after_s` (90 s) — its machine or its worker died with it, so no process is
+    left to report the crash — so that the campaign starts the slice's next attempt (Prefect's zombie-run
+    pattern). The workers emit heartbeats with PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30 (mairie-worker@.service,
+    compose's campaign-worker). Idempotent; returns the automation's id."""
+    return _create_or_update(lost_slice_automation(settings))
+
+
+def lost_slice_automation(settings: Settings) -> Automation:
+    """The automation `ensure_lost_slice_detection` creates (not yet sent to the server)."""
     from datetime import timedelta
 
     from prefect.automations import Automation
@@ -416,10 +421,11 @@ def ensure_lost_slice_detection() -> str:
     from prefect.events.actions import ChangeFlowRunState
     from prefect.events.schemas.automations import EventTrigger, Posture
 
+    silence = settings.campaign_lost_after_s
     automation = Automation(
         name=LOST_SLICES_AUTOMATION,
-        description="Un lot de la campagne sans battement de cœur depuis 90 s (machine perdue) : interrompu, "
-        "la campagne le relance",
+        description=f"Un lot de la campagne sans battement de cœur depuis {silence} s (machine perdue) : "
+        "interrompu, la campagne le relance",
         trigger=EventTrigger(
             after={"prefect.flow-run.heartbeat"},
             expect={
@@ -434,15 +440,16 @@ def ensure_lost_slice_detection() -> str:
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,
-            within=timedelta(seconds=90),
+            within=timedelta(seconds=silence),
         ),
         actions=[
             ChangeFlowRunState(
-                state=StateType.CRASHED, message="plus de battement de cœur depuis 90 s : machine ou worker perdu"
+                state=StateType.CRASHED,
+                message=f"plus de battement de cœur depuis {silence} s : machine ou worker perdu",
             )
         ],
     )
-    return _create_or_update(automation)
+    return automation
 
 
 def running(settings: Settings) -> dict[str, str] | None:

@@ -3,9 +3,10 @@
 `campaign_pool(env, workers=K)` registers `renouvellement-lot` on a fresh process work pool of the
 session's Prefect test server (`prefect_harness`: a server on a loopback port that other processes reach),
 starts K `prefect worker start --pool … --type process --limit 1` processes with the given environment
-(their MAIRIE_* settings are what the child runs read), waits until the deployment is ready (a worker has
-polled for it), and on exit stops the workers and deletes the deployment and the pool, so that the next
-test's campaign, finding no ready deployment, runs its slices in its own process.
+(their MAIRIE_* settings are what the child runs read; heartbeats every 30 s, as deployed), creates the
+lost-slice automation as `mairie pool` does (`lost_after_s` of silence), waits until the deployment is
+ready (a worker has polled for it), and on exit stops the workers and deletes the deployment and the pool,
+so that the next test's campaign, finding no ready deployment, runs its slices in its own process.
 """
 
 from __future__ import annotations
@@ -74,16 +75,19 @@ def _stop(worker: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def campaign_pool(env: dict[str, str], log: Path, workers: int = 1) -> Iterator[Pool]:
+def campaign_pool(env: dict[str, str], log: Path, workers: int = 1, lost_after_s: int = 90) -> Iterator[Pool]:
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL
 
     name = f"test-campagne-{uuid.uuid4().hex[:8]}"
     # the pool as `mairie pool` creates it (a process pool, its concurrency limit)
-    pool_settings = Settings(_env_file=None, campaign_work_pool=name, campaign_concurrency=workers)  # type: ignore[call-arg]
+    pool_settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, campaign_work_pool=name, campaign_concurrency=workers, campaign_lost_after_s=lost_after_s
+    )
     assert ensure_campaign_pool(pool_settings) == (name, True)
     assert ensure_campaign_pool(pool_settings) == (name, False)  # again: updated, not duplicated
-    assert ensure_lost_slice_detection() == ensure_lost_slice_detection()  # `mairie pool`'s automation, once
+    # `mairie pool`'s automation, once
+    assert ensure_lost_slice_detection(pool_settings) == ensure_lost_slice_detection(pool_settings)
     # the child runs start in this checkout, as prefect.yaml's pull step does in the installed one
     deployment = renewal_slice.to_deployment(name=SLICE_FLOW, job_variables={"working_dir": str(ROOT)})
     deployment_id = deployment.apply(work_pool_name=name)  # type: ignore[union-attr]
@@ -93,6 +97,7 @@ def campaign_pool(env: dict[str, str], log: Path, workers: int = 1) -> Iterator[
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),
         "PREFECT_WORKER_QUERY_SECONDS": "1",
         "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",  # as mairie-worker@.service and compose's campaign-worker
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PYTHONUNBUFFERED": "1",
     }

@@ -5,6 +5,9 @@
   slice's second attempt (a new child run, `…-essai-2`), which completes what the killed one numbered and
   issues the rest: no duplicate, no gap, every email once; then a second parent run of the same campaign
   gets each slice's latest child run back (idempotency keys), creates none, and issues nothing;
+- a worker killed with its child run (the machine lost: nobody reports the crash) → the automation marks
+  the run Crashed after its heartbeats stopped, and the parent starts the slice's next attempt on the other
+  worker: the campaign completes, every email once;
 - a child run that cannot store its documents → the slice fails cleanly (nothing issued, no email queued,
   invoices left numbered) and Prefect retries it; once the store is back the retry completes the campaign.
 
@@ -21,7 +24,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +66,17 @@ def pooled(
 ) -> Iterator[tuple[Settings, dict[str, str]]]:
     """Initialised settings on PostgreSQL, in the environment (the parent reads them there) and as the
     workers' environment; documents in the database (the default), or with `files` in a folder the
-    workers share (`tmp_path/store/documents`)."""
-    kind = getattr(request, "param", "database")
+    workers share (`tmp_path/store/documents`); slices of 4 subscriptions, or of the size given with the
+    kind (`("database", 12)`)."""
+    param = getattr(request, "param", "database")
+    kind, size = param if isinstance(param, tuple) else (param, 4)
     folder = {"documents_dir": tmp_path / "store" / "documents"} if kind == "files" else {}
     settings = campaign_settings(
-        tmp_path, pg_url, mail_server.port, campaign_slice_size=4, document_store=kind, **folder
+        tmp_path, pg_url, mail_server.port, campaign_slice_size=size, document_store=kind, **folder
     )
     env = worker_env(
         settings,
-        MAIRIE_CAMPAIGN_SLICE_SIZE=4,
+        MAIRIE_CAMPAIGN_SLICE_SIZE=size,
         MAIRIE_DOCUMENT_STORE=kind,
         **{"MAIRIE_DOCUMENTS_DIR": folder["documents_dir"]} if folder else {},
     )
@@ -106,7 +111,9 @@ class Parent:
 
     def wait(self, pool: Pool, timeout: float = 240) -> SlicedIssue:
         self.thread.join(timeout)
-        assert not self.thread.is_alive(), f"the campaign did not end in {timeout} s:\n{pool.log_tail()}"
+        if self.thread.is_alive():
+            states = {r.name: _states(r) for r in pool.child_runs()}
+            raise AssertionError(f"the campaign did not end in {timeout} s: {states}\n{pool.log_tail()}")
         if "error" in self.result:
             raise AssertionError(f"the campaign failed:\n{pool.log_tail()}") from self.result["error"]
         value: SlicedIssue = self.result["value"]
@@ -209,3 +216,72 @@ def test_a_slice_that_cannot_store_its_documents_fails_cleanly_and_is_retried(
     assert len(result.issued) == 6
     arrived = check_campaign(settings, mail_server, 3)
     assert set(arrived.values()) == {1}
+
+
+def _heartbeats(run_ids: list[Any]) -> dict[str, datetime]:
+    """The last heartbeat the server received of each of these flow runs that sent one (their events)."""
+    from prefect.client.orchestration import get_client
+
+    resource_ids = [f"prefect.flow-run.{run_id}" for run_id in run_ids]
+    body = {"filter": {"event": {"name": ["prefect.flow-run.heartbeat"]}, "resource": {"id": resource_ids}}}
+    with get_client(sync_client=True) as client:
+        response = client._client.post("/events/filter", json={**body, "limit": 50})
+    response.raise_for_status()
+    last: dict[str, datetime] = {}
+    for event in response.json()["events"]:
+        run_id = event["resource"]["prefect.resource.id"].rsplit(".", 1)[1]
+        occurred = datetime.fromisoformat(event["occurred"])
+        last[run_id] = max(occurred, last.get(run_id, occurred))
+    return last
+
+
+@pytest.mark.parametrize("pooled", [("database", 12)], indirect=True)  # slices long enough to be caught
+def test_a_machine_lost_mid_slice_is_marked_crashed_by_the_automation_and_its_slice_retried(
+    pooled: tuple[Settings, dict[str, str]], mail_server: LoopbackMailServer, tmp_path: Path
+) -> None:
+    """A worker killed with its child run (the machine gone): no process is left to say Crashed. The
+    automation `mairie pool` creates does, after `campaign_lost_after_s` without a heartbeat (40 s here, the
+    smallest allowed; 90 s deployed), and the parent starts the slice's next attempt on the other worker."""
+    settings, env = pooled
+    seed_live(settings, 24, year=YEAR - 1)  # 2 slices of 12 subscriptions, 48 invoices
+    with campaign_pool(env, tmp_path / "workers.log", workers=2, lost_after_s=40) as pool:
+        parent = Parent(expected=48)
+        deadline = time.monotonic() + 120
+        while True:  # a slice numbered, its run's first heartbeat received, its documents not all issued
+            assert time.monotonic() < deadline, f"no slice started:\n{pool.log_tail()}"
+            numbered, issued = _counts(settings)
+            running = [r for r in pool.child_runs() if r.state is not None and r.state.is_running()]
+            busy = [w for w in pool.workers if descendants(w.pid)]
+            if (
+                numbered
+                and issued < 48
+                and running
+                and busy
+                and set(_heartbeats([r.id for r in running])) == {str(r.id) for r in running}
+            ):
+                break
+            time.sleep(0.05)
+        lost = busy[0]
+        for pid in [lost.pid, *descendants(lost.pid)]:  # the worker and everything below it, at once
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        lost.wait(10)
+        result = parent.wait(pool)
+
+        assert [s.failed for s in result.slices] == [False, False]
+        history = {r.name: _states(r) for r in pool.child_runs()}
+        assert sum(s.reruns for s in result.slices) == 1, history
+        (crashed,) = [r for r in pool.child_runs() if r.state is not None and r.state.is_crashed()]
+        assert crashed.id in {r.id for r in running}, history  # one of the runs the lost worker could hold
+        # Crashed by the automation (its message), not by a worker or a runner: none was left
+        assert "battement de cœur depuis 40 s" in (crashed.state.message or ""), crashed.state
+        last_heartbeat = _heartbeats([crashed.id])[str(crashed.id)]
+        assert crashed.state.timestamp - last_heartbeat >= timedelta(seconds=40)  # not before the silence
+        (second,) = [s for s in result.slices if s.reruns]
+        runs = {r.name: r for r in pool.child_runs()}
+        retried = runs[f"{crashed.name}-essai-2"]
+        assert second.attempt == 2 and retried.state.is_completed() and retried.id == second.run_id, history
+        assert len(result.issued) == 48 and result.existing == [] and result.unfinished == 0
+
+    arrived = check_campaign(settings, mail_server, 24)  # no duplicate, no gap, every invoice stored, sent
+    assert set(arrived.values()) == {1}  # every email once

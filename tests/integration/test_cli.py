@@ -117,3 +117,45 @@ def test_documents_copy_to_database_then_extract(tmp_path):
     assert missing.exit_code == 2 and "aucun document d'empreinte" in missing.output
     nowhere = run(environ, "documents", "copy-to-database", "--dossier", str(tmp_path / "absent"))
     assert nowhere.exit_code == 2 and "dossier introuvable" in nowhere.output
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_pool_creates_the_work_pool_and_the_lost_slice_automation(env):
+    """`mairie pool` against a Prefect server (the session's test server): the campaign's process pool with
+    its concurrency limit, and the automation that marks a silent child run Crashed; twice: updated."""
+    import uuid
+    from datetime import timedelta
+
+    from prefect.automations import Automation
+    from prefect.client.orchestration import get_client
+
+    from mairie.stack import LOST_SLICES_AUTOMATION
+
+    name = f"test-pool-cli-{uuid.uuid4().hex[:8]}"
+    settings = {**env, "MAIRIE_CAMPAIGN_WORK_POOL": name, "MAIRIE_CAMPAIGN_CONCURRENCY": "3",
+                "MAIRIE_CAMPAIGN_LOST_AFTER_S": "75"}  # fmt: skip
+    first = run(settings, "pool")
+    assert first.exit_code == 0, first.output
+    assert f"Pool « {name} » créé (type process, au plus 3 lots à la fois)" in first.output
+    assert "sans battement de cœur depuis 75 s" in first.output
+    again = run(settings, "pool")
+    assert again.exit_code == 0 and f"Pool « {name} » mis à jour" in again.output, again.output
+    try:
+        with get_client(sync_client=True) as client:
+            pool = client.read_work_pool(name)
+            assert pool.type == "process" and pool.concurrency_limit == 3
+        automation = Automation.read(name=LOST_SLICES_AUTOMATION)
+        assert getattr(automation.trigger, "within", None) == timedelta(seconds=75)
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_work_pool(name)
+
+
+def test_pool_without_a_prefect_server_says_so(env, monkeypatch):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # whether or not a test server runs
+        result = run(env, "pool")
+    assert result.exit_code != 0
+    assert "aucun serveur Prefect" in result.output

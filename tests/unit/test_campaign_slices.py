@@ -7,6 +7,7 @@ import pytest
 
 from flows.campaign import _outcome, _row, idempotency_key, slice_run_name
 from mairie.services.renewal import Slice, slices_of
+from mairie.settings import Settings
 from tests.conftest import make_settings
 
 
@@ -86,3 +87,36 @@ def test_the_parent_finds_each_slices_latest_attempt_by_its_keys(tmp_path) -> No
     assert _latest_attempts(Client(), settings, 2027, runs) == [0, 1, ATTEMPTS_READ, 2 * ATTEMPTS_READ + 1]
     # 4 slices × 4 attempts, then the two slices that had all 4 (4 more each), then the last one (4 more)
     assert asked == [4 * ATTEMPTS_READ, 2 * ATTEMPTS_READ, ATTEMPTS_READ]
+
+
+def test_the_lost_slice_automation_waits_the_setting_after_a_heartbeat() -> None:
+    from datetime import timedelta
+
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+
+    from mairie.stack import LOST_SLICES_AUTOMATION, lost_slice_automation
+
+    automation = lost_slice_automation(Settings(_env_file=None, campaign_lost_after_s=120))
+    trigger = automation.trigger
+    assert automation.name == LOST_SLICES_AUTOMATION and isinstance(trigger, EventTrigger)
+    assert trigger.posture == Posture.Proactive and trigger.after == {"prefect.flow-run.heartbeat"}
+    assert {"prefect.flow-run.heartbeat", "prefect.flow-run.Completed"} <= trigger.expect
+    assert trigger.within == timedelta(seconds=120) and trigger.for_each == {"prefect.resource.id"}
+    related = trigger.match_related
+    assert not isinstance(related, list) and dict(related.items()) == {
+        "prefect.resource.role": ["flow"],
+        "prefect.resource.name": ["renouvellement-lot"],
+    }
+    (action,) = automation.actions
+    assert isinstance(action, ChangeFlowRunState) and action.state == StateType.CRASHED
+    assert "120 s" in (action.message or "")
+    assert Settings(_env_file=None).campaign_lost_after_s == 90
+
+
+def test_a_silence_shorter_than_the_heartbeat_is_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="campaign_lost_after_s"):
+        Settings(_env_file=None, campaign_lost_after_s=30)
