@@ -405,9 +405,9 @@ LOST_SLICES_AUTOMATION = "lot-campagne-sans-battement"
 
 def ensure_lost_slice_detection(settings: Settings) -> str:
     """Create (or update) the automation that marks Crashed a `renouvellement-lot` run whose heartbeats
-    stopped for `campaign_lost_after_s` (90 s) — its machine or its worker died with it, so no process is
-    left to report the crash — so that the campaign starts the slice's next attempt (Prefect's zombie-run
-    pattern). The workers emit heartbeats with PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30 (mairie-worker@.service,
+    stopped for `campaign_lost_after_s` (90 s), or that a worker claimed and never started in that time —
+    its machine or its worker died with it, so no process is left to report the crash — so that the
+    campaign starts the slice's next attempt (Prefect's zombie-run pattern). The workers emit heartbeats with PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30 (mairie-worker@.service,
     compose's campaign-worker). Idempotent; returns the automation's id."""
     return _create_or_update(lost_slice_automation(settings))
 
@@ -426,9 +426,12 @@ def lost_slice_automation(settings: Settings) -> Automation:
         name=LOST_SLICES_AUTOMATION,
         description=f"Un lot de la campagne sans battement de cœur depuis {silence} s (machine perdue) : "
         "interrompu, la campagne le relance",
+        # After its worker claimed it (Pending, Submitting) the run must start (Running, then a heartbeat at
+        # once); once started, a heartbeat every 30 s; the silence ends with either or a final state.
         trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat"},
+            after={"prefect.flow-run.Pending", "prefect.flow-run.Submitting", "prefect.flow-run.heartbeat"},
             expect={
+                "prefect.flow-run.Running",
                 "prefect.flow-run.heartbeat",
                 "prefect.flow-run.Completed",
                 "prefect.flow-run.Failed",

@@ -5,9 +5,9 @@
   slice's second attempt (a new child run, `…-essai-2`), which completes what the killed one numbered and
   issues the rest: no duplicate, no gap, every email once; then a second parent run of the same campaign
   gets each slice's latest child run back (idempotency keys), creates none, and issues nothing;
-- a worker killed with its child run (the machine lost: nobody reports the crash) → the automation marks
-  the run Crashed after its heartbeats stopped, and the parent starts the slice's next attempt on the other
-  worker: the campaign completes, every email once;
+- a worker killed with its child run (the machine lost: nobody reports the crash), once the run has started
+  or while it is claimed and not yet started → the automation marks the run Crashed after its silence, and
+  the parent starts the slice's next attempt on the other worker: the campaign completes, every email once;
 - a child run that cannot store its documents → the slice fails cleanly (nothing issued, no email queued,
   invoices left numbered) and Prefect retries it; once the store is back the retry completes the campaign.
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -235,53 +236,120 @@ def _heartbeats(run_ids: list[Any]) -> dict[str, datetime]:
     return last
 
 
+def _worker_of(pool: Pool, run: Any) -> subprocess.Popen[bytes] | None:
+    """The worker whose process tree holds `run`'s process (the pid the worker gave the server)."""
+    if not run.infrastructure_pid:
+        return None
+    pid = int(str(run.infrastructure_pid).rsplit(":", 1)[-1])
+    return next((w for w in pool.workers if pid in descendants(w.pid)), None)
+
+
+def _signal_tree(worker: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    for pid in [worker.pid, *descendants(worker.pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def _send_after_the_lease(settings: Settings) -> None:
+    """What the scheduled `envoi-courriels` does later: send what is due once the lost machine's claims and
+    the backoff of the refused deliveries have lapsed (the clock two hours ahead)."""
+    import asyncio
+
+    from mairie.database import engine
+    from mairie.services import paperwork
+    from mairie.services.mail import sender_for
+    from models.types import utcnow
+    from notifications.outbox import dispatch_due
+
+    async def send_all() -> None:
+        while True:
+            report = await dispatch_due(
+                engine(settings),
+                sender_for(settings),
+                lambda sha: paperwork.load(settings, sha),
+                now=utcnow() + timedelta(hours=2),
+                limit=500,
+            )
+            if not (report.sent or report.retried or report.undelivered):
+                return
+
+    asyncio.run(send_all())
+
+
 @pytest.mark.parametrize("pooled", [("database", 12)], indirect=True)  # slices long enough to be caught
+@pytest.mark.parametrize("when", ["running", "claimed"])
 def test_a_machine_lost_mid_slice_is_marked_crashed_by_the_automation_and_its_slice_retried(
-    pooled: tuple[Settings, dict[str, str]], mail_server: LoopbackMailServer, tmp_path: Path
+    pooled: tuple[Settings, dict[str, str]],
+    mail_server: LoopbackMailServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    when: str,
 ) -> None:
     """A worker killed with its child run (the machine gone): no process is left to say Crashed. The
-    automation `mairie pool` creates does, after `campaign_lost_after_s` without a heartbeat (40 s here, the
-    smallest allowed; 90 s deployed), and the parent starts the slice's next attempt on the other worker."""
+    automation `mairie pool` creates does, after `campaign_lost_after_s` of silence (40 s here, the smallest
+    allowed; 90 s deployed), and the parent starts the slice's next attempt on the other worker.
+
+    - running: the run has numbered invoices and the server has its first heartbeat; none follows;
+    - claimed: the worker took the run (Pending) and dies before it starts; it never runs.
+
+    While the machine is lost the mail server answers 451 (try again later): what SMTP cannot tell apart —
+    a message accepted just before the death, then sent again — is the outbox's documented window
+    (test_crash.py), not what this test is about."""
+    from notifications.mailserver import FaultInjection
+
     settings, env = pooled
-    seed_live(settings, 24, year=YEAR - 1)  # 2 slices of 12 subscriptions, 48 invoices
+    slices = 2 if when == "running" else 1
+    seed_live(settings, 12 * slices, year=YEAR - 1)  # slices of 12 subscriptions, 24 invoices each
+    expected = 24 * slices
+    monkeypatch.setattr(mail_server.handler, "faults", FaultInjection(mode="451", fraction=1.0))  # undone after
     with campaign_pool(env, tmp_path / "workers.log", workers=2, lost_after_s=40) as pool:
-        parent = Parent(expected=48)
+        parent = Parent(expected=expected)
         deadline = time.monotonic() + 120
-        while True:  # a slice numbered, its run's first heartbeat received, its documents not all issued
-            assert time.monotonic() < deadline, f"no slice started:\n{pool.log_tail()}"
-            numbered, issued = _counts(settings)
-            running = [r for r in pool.child_runs() if r.state is not None and r.state.is_running()]
-            busy = [w for w in pool.workers if descendants(w.pid)]
-            if (
-                numbered
-                and issued < 48
-                and running
-                and busy
-                and set(_heartbeats([r.id for r in running])) == {str(r.id) for r in running}
-            ):
-                break
+        lost = None
+        while lost is None:
+            assert time.monotonic() < deadline, f"no slice caught {when}:\n{pool.log_tail()}"
+            runs = pool.child_runs()
+            if when == "running":
+                running = [r for r in runs if r.state is not None and r.state.is_running()]
+                numbered, _ = _counts(settings)
+                beating = _heartbeats([r.id for r in running]) if numbered and running else {}
+                victim = next((r for r in running if str(r.id) in beating), None)
+                lost = _worker_of(pool, victim) if victim is not None else None
+            else:
+                pending = [r for r in runs if r.state is not None and r.state.is_pending()]
+                candidate = next((w for w in pool.workers if descendants(w.pid)), None) if pending else None
+                if candidate is not None:  # frozen first: nothing can start the run while we look again
+                    _signal_tree(candidate, signal.SIGSTOP)
+                    victim = next((r for r in pool.child_runs() if r.id == pending[0].id), None)
+                    if victim is not None and victim.state is not None and victim.state.is_pending():
+                        lost = candidate
+                    else:
+                        _signal_tree(candidate, signal.SIGCONT)
             time.sleep(0.05)
-        lost = busy[0]
-        for pid in [lost.pid, *descendants(lost.pid)]:  # the worker and everything below it, at once
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        assert victim is not None
+        _signal_tree(lost, signal.SIGKILL)  # the worker and everything below it, at once
         lost.wait(10)
+        mail_server.handler.faults = FaultInjection()  # the mail relay answers again
         result = parent.wait(pool)
 
-        assert [s.failed for s in result.slices] == [False, False]
+        assert [s.failed for s in result.slices] == [False] * slices
         history = {r.name: _states(r) for r in pool.child_runs()}
         assert sum(s.reruns for s in result.slices) == 1, history
         (crashed,) = [r for r in pool.child_runs() if r.state is not None and r.state.is_crashed()]
-        assert crashed.id in {r.id for r in running}, history  # one of the runs the lost worker could hold
+        assert crashed.id == victim.id, history
         # Crashed by the automation (its message), not by a worker or a runner: none was left
         assert "battement de cœur depuis 40 s" in (crashed.state.message or ""), crashed.state
-        last_heartbeat = _heartbeats([crashed.id])[str(crashed.id)]
-        assert crashed.state.timestamp - last_heartbeat >= timedelta(seconds=40)  # not before the silence
+        if when == "running":  # not before the silence
+            last_heartbeat = _heartbeats([crashed.id])[str(crashed.id)]
+            assert crashed.state.timestamp - last_heartbeat >= timedelta(seconds=40)
+        else:
+            assert "Running" not in history[crashed.name], history  # it never started
         (second,) = [s for s in result.slices if s.reruns]
         runs = {r.name: r for r in pool.child_runs()}
         retried = runs[f"{crashed.name}-essai-2"]
         assert second.attempt == 2 and retried.state.is_completed() and retried.id == second.run_id, history
-        assert len(result.issued) == 48 and result.existing == [] and result.unfinished == 0
+        assert len(result.issued) == expected and result.existing == [] and result.unfinished == 0
 
-    arrived = check_campaign(settings, mail_server, 24)  # no duplicate, no gap, every invoice stored, sent
+    _send_after_the_lease(settings)
+    arrived = check_campaign(settings, mail_server, 12 * slices)  # no duplicate, no gap, all stored and sent
     assert set(arrived.values()) == {1}  # every email once

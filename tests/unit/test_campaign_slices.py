@@ -101,8 +101,14 @@ def test_the_lost_slice_automation_waits_the_setting_after_a_heartbeat() -> None
     automation = lost_slice_automation(Settings(_env_file=None, campaign_lost_after_s=120))
     trigger = automation.trigger
     assert automation.name == LOST_SLICES_AUTOMATION and isinstance(trigger, EventTrigger)
-    assert trigger.posture == Posture.Proactive and trigger.after == {"prefect.flow-run.heartbeat"}
-    assert {"prefect.flow-run.heartbeat", "prefect.flow-run.Completed"} <= trigger.expect
+    assert trigger.posture == Posture.Proactive
+    # claimed by a worker, or started: then it must start, or go on beating, or end
+    assert trigger.after == {"prefect.flow-run.Pending", "prefect.flow-run.Submitting", "prefect.flow-run.heartbeat"}
+    assert trigger.expect == {
+        "prefect.flow-run.Running",
+        "prefect.flow-run.heartbeat",
+        *(f"prefect.flow-run.{end}" for end in ("Completed", "Failed", "Cancelled", "Crashed")),
+    }
     assert trigger.within == timedelta(seconds=120) and trigger.for_each == {"prefect.resource.id"}
     related = trigger.match_related
     assert not isinstance(related, list) and dict(related.items()) == {
