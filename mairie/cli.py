@@ -807,8 +807,8 @@ def pool() -> None:
     action = "créé" if created else "mis à jour"
     out.print(f"Pool « {name} » {action} (type process, au plus {s.campaign_concurrency} lots à la fois).")
     out.print(
-        f"Automatisation « {stack.LOST_SLICES_AUTOMATION} » : un lot sans battement de cœur depuis "
-        f"{s.campaign_lost_after_s} s (machine perdue) est interrompu, et la campagne le relance."
+        f"Automatisation « {stack.LOST_SLICES_AUTOMATION} » : un lot resté {s.campaign_lost_after_s} s sans "
+        "démarrer ou sans battement de cœur (machine perdue) est interrompu, et la campagne le relance."
     )
     out.print(f"Sur chaque machine : prefect worker start --pool {name} --type process --limit 1")
 

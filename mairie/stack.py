@@ -407,8 +407,9 @@ def ensure_lost_slice_detection(settings: Settings) -> str:
     """Create (or update) the automation that marks Crashed a `renouvellement-lot` run whose heartbeats
     stopped for `campaign_lost_after_s` (90 s), or that a worker claimed and never started in that time —
     its machine or its worker died with it, so no process is left to report the crash — so that the
-    campaign starts the slice's next attempt (Prefect's zombie-run pattern). The workers emit heartbeats with PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30 (mairie-worker@.service,
-    compose's campaign-worker). Idempotent; returns the automation's id."""
+    campaign starts the slice's next attempt (Prefect's zombie-run pattern). The workers emit heartbeats
+    with PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30 (mairie-worker@.service, compose's campaign-worker).
+    Idempotent; returns the automation's id."""
     return _create_or_update(lost_slice_automation(settings))
 
 
@@ -424,8 +425,8 @@ def lost_slice_automation(settings: Settings) -> Automation:
     silence = settings.campaign_lost_after_s
     automation = Automation(
         name=LOST_SLICES_AUTOMATION,
-        description=f"Un lot de la campagne sans battement de cœur depuis {silence} s (machine perdue) : "
-        "interrompu, la campagne le relance",
+        description=f"Un lot de la campagne resté {silence} s sans démarrer ou sans battement de cœur "
+        "(machine perdue) : interrompu, la campagne le relance",
         # After its worker claimed it (Pending, Submitting) the run must start (Running, then a heartbeat at
         # once); once started, a heartbeat every 30 s; the silence ends with either or a final state.
         trigger=EventTrigger(
@@ -448,7 +449,7 @@ def lost_slice_automation(settings: Settings) -> Automation:
         actions=[
             ChangeFlowRunState(
                 state=StateType.CRASHED,
-                message=f"plus de battement de cœur depuis {silence} s : machine ou worker perdu",
+                message=f"ni démarrage ni battement de cœur depuis {silence} s : machine ou worker perdu",
             )
         ],
     )

@@ -137,7 +137,7 @@ def test_pool_creates_the_work_pool_and_the_lost_slice_automation(env):
     first = run(settings, "pool")
     assert first.exit_code == 0, first.output
     assert f"Pool « {name} » créé (type process, au plus 3 lots à la fois)" in first.output
-    assert "sans battement de cœur depuis 75 s" in first.output
+    assert "un lot resté 75 s sans démarrer ou sans battement de cœur" in first.output
     again = run(settings, "pool")
     assert again.exit_code == 0 and f"Pool « {name} » mis à jour" in again.output, again.output
     try:
