@@ -588,9 +588,10 @@ class Settings(BaseSettings):
     campaign_work_pool: str = Field(default="mairie-campagne", min_length=1, max_length=100)
     campaign_slice_size: int = Field(default=250, ge=1, le=100_000)
     campaign_concurrency: int = Field(default=8, ge=1, le=1000)
-    # A child run whose heartbeats stopped this long ago is marked Crashed by `mairie pool`'s automation (its
-    # machine or worker died with it) and its slice gets its next attempt. The workers send a heartbeat every
-    # 30 s (PREFECT_FLOWS_HEARTBEAT_FREQUENCY, Prefect's minimum): at least 40 s leaves room for one late.
+    # A child run whose heartbeats stopped this long ago, or that a worker claimed and did not start in that
+    # time, is marked Crashed by `mairie pool`'s automation (its machine or worker died with it) and its slice
+    # gets its next attempt. The workers send a heartbeat every 30 s (PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    # Prefect's minimum): at least 40 s leaves room for one late.
     campaign_lost_after_s: int = Field(default=90, ge=40, le=3600)
 
     # Provisioning

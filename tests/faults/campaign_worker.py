@@ -29,6 +29,11 @@ import sys
 import time
 from datetime import date, timedelta
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mairie.settings import Settings
+    from notifications.smtp import Sender
 
 YEAR = 2027
 
@@ -76,12 +81,9 @@ def prepare() -> None:
 def run() -> int:
     """The campaign, with the settings and faults of the environment."""
     from mairie.adapters.files import LocalFolder
-    from mairie.database import engine
-    from mairie.services import invoicing, paperwork, renewal
+    from mairie.services import invoicing, renewal
     from mairie.services.mail import sender_for
     from mairie.settings import Settings
-    from models.types import utcnow
-    from notifications.outbox import dispatch_due
 
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     kill_after_deposit = int(os.environ.get("FAULT_KILL_AFTER_DEPOSIT", "0"))
@@ -135,24 +137,32 @@ def run() -> int:
         sender = KillAfterSend(sender, kill_after_send)  # type: ignore[assignment]
     ahead = timedelta(seconds=float(os.environ.get("FAULT_DISPATCH_AHEAD_S", "0")))
 
-    async def send_all() -> int:
-        sent = 0
-        while True:
-            report = await dispatch_due(
-                engine(settings),
-                sender,
-                lambda sha: paperwork.load(settings, sha),
-                now=utcnow() + ahead if ahead else None,
-                limit=500,
-            )
-            sent += len(report.sent)
-            if not (report.sent or report.retried or report.undelivered):
-                return sent
-
-    sent = asyncio.run(send_all())
+    sent = asyncio.run(send_due(settings, sender, ahead))
     say(f"sent {sent}")
     say(f"done {os.getpid()}")
     return 0
+
+
+async def send_due(settings: Settings, sender: Sender, ahead: timedelta = timedelta(0)) -> int:
+    """Dispatch until nothing is due, with the clock `ahead` (claims of a killed dispatcher and backoffs
+    lapsed: what a later scheduled outbox run sees); returns how many messages were sent."""
+    from mairie.database import engine
+    from mairie.services import paperwork
+    from models.types import utcnow
+    from notifications.outbox import dispatch_due
+
+    sent = 0
+    while True:
+        report = await dispatch_due(
+            engine(settings),
+            sender,
+            lambda sha: paperwork.load(settings, sha),
+            now=utcnow() + ahead if ahead else None,
+            limit=500,
+        )
+        sent += len(report.sent)
+        if not (report.sent or report.retried or report.undelivered):
+            return sent
 
 
 def zygote() -> None:

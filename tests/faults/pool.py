@@ -65,11 +65,15 @@ def _ready(deployment_id: Any) -> bool:
         return client.read_deployment(deployment_id).status == DeploymentStatus.READY
 
 
-def _stop(worker: subprocess.Popen[bytes]) -> None:
-    victims = [worker.pid, *descendants(worker.pid)]
-    for pid in victims:
+def signal_tree(worker: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """`sig` to a worker and every process below it (its child runs), at once."""
+    for pid in [worker.pid, *descendants(worker.pid)]:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> None:
+    signal_tree(worker, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         worker.wait(10)
 

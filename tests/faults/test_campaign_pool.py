@@ -40,7 +40,7 @@ from mairie.settings import Settings, get_settings
 from models.entities import Invoice, OutboxMessage
 from notifications.mailserver import LoopbackMailServer
 from tests.faults.conftest import campaign_settings
-from tests.faults.pool import Pool, campaign_pool, descendants
+from tests.faults.pool import Pool, campaign_pool, descendants, signal_tree
 from tests.faults.test_crash import check_campaign, worker_env
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("prefect_harness")]
@@ -244,36 +244,15 @@ def _worker_of(pool: Pool, run: Any) -> subprocess.Popen[bytes] | None:
     return next((w for w in pool.workers if pid in descendants(w.pid)), None)
 
 
-def _signal_tree(worker: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    for pid in [worker.pid, *descendants(worker.pid)]:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-
-
 def _send_after_the_lease(settings: Settings) -> None:
     """What the scheduled `envoi-courriels` does later: send what is due once the lost machine's claims and
     the backoff of the refused deliveries have lapsed (the clock two hours ahead)."""
     import asyncio
 
-    from mairie.database import engine
-    from mairie.services import paperwork
     from mairie.services.mail import sender_for
-    from models.types import utcnow
-    from notifications.outbox import dispatch_due
+    from tests.faults.campaign_worker import send_due
 
-    async def send_all() -> None:
-        while True:
-            report = await dispatch_due(
-                engine(settings),
-                sender_for(settings),
-                lambda sha: paperwork.load(settings, sha),
-                now=utcnow() + timedelta(hours=2),
-                limit=500,
-            )
-            if not (report.sent or report.retried or report.undelivered):
-                return
-
-    asyncio.run(send_all())
+    asyncio.run(send_due(settings, sender_for(settings), timedelta(hours=2)))
 
 
 @pytest.mark.parametrize("pooled", [("database", 12)], indirect=True)  # slices long enough to be caught
@@ -319,15 +298,15 @@ def test_a_machine_lost_mid_slice_is_marked_crashed_by_the_automation_and_its_sl
                 pending = [r for r in runs if r.state is not None and r.state.is_pending()]
                 candidate = next((w for w in pool.workers if descendants(w.pid)), None) if pending else None
                 if candidate is not None:  # frozen first: nothing can start the run while we look again
-                    _signal_tree(candidate, signal.SIGSTOP)
+                    signal_tree(candidate, signal.SIGSTOP)
                     victim = next((r for r in pool.child_runs() if r.id == pending[0].id), None)
                     if victim is not None and victim.state is not None and victim.state.is_pending():
                         lost = candidate
                     else:
-                        _signal_tree(candidate, signal.SIGCONT)
+                        signal_tree(candidate, signal.SIGCONT)
             time.sleep(0.05)
         assert victim is not None
-        _signal_tree(lost, signal.SIGKILL)  # the worker and everything below it, at once
+        signal_tree(lost, signal.SIGKILL)  # the worker and everything below it, at once
         lost.wait(10)
         mail_server.handler.faults = FaultInjection()  # the mail relay answers again
         result = parent.wait(pool)
